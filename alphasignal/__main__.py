@@ -1,0 +1,3 @@
+from alphasignal.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The graph that runs chart and news concurrently, and the cron runner."""

@@ -1,0 +1,124 @@
+"""Turn what a caller hands the agent into validated branch inputs.
+
+Accepted keys (a dict or an ``AgentRequest``): ``image`` (path or bytes), ``news``
+(a string or list of strings), ``news_file``, ``csv``, ``ohlc`` (a DataFrame),
+``ticker``, ``demo``. Bad input raises an ``InputError`` here, before any model runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..backends.base import Backend
+from ..config import Settings
+from ..errors import InputError
+from ..inputs import clean_news, load_image, read_news_file
+from ..schemas import ChartInput, NewsInput
+
+
+class AgentRequest(BaseModel):
+    """The agent's input."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
+
+    image: Optional[Union[Path, str, bytes]] = None
+    news: Optional[Union[str, list[str]]] = None
+    news_file: Optional[Path] = None
+    csv: Optional[Path] = None
+    ohlc: Any = None
+    ticker: Optional[str] = None
+    demo: bool = False
+
+
+@dataclass(frozen=True)
+class Prepared:
+    chart: ChartInput
+    news: Optional[NewsInput]
+    data_source: str
+    image_sha256: Optional[str]
+
+
+def as_request(value: Any) -> AgentRequest:
+    if isinstance(value, AgentRequest):
+        return value
+    if not isinstance(value, dict):
+        raise InputError(
+            f"agent input must be a dict like {{'image': ..., 'news': [...]}}, got {type(value).__name__}"
+        )
+    try:
+        return AgentRequest(**value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"invalid agent input {where!r}: {first['msg']}") from None
+
+
+def _with_demo(req: AgentRequest) -> AgentRequest:
+    from ..chart.ohlc import demo_paths
+
+    csv, news, png = demo_paths()
+    return req.model_copy(
+        update={
+            "csv": req.csv or csv,
+            "image": req.image if req.image is not None or req.csv else png,
+            "news": req.news if req.news is not None or req.news_file else read_news_file(news),
+            "ticker": req.ticker or "AAPL",
+        }
+    )
+
+
+def _price_data(req: AgentRequest, settings: Settings) -> tuple[Any, Optional[str]]:
+    from ..chart import ohlc as ohlc_mod
+
+    if req.ohlc is not None:
+        return ohlc_mod.validate_ohlc(req.ohlc, source="ohlc argument"), "dataframe"
+    if req.csv is not None:
+        return ohlc_mod.load_csv(req.csv), "csv"
+    if req.ticker and req.image is None:
+        data = settings.dataset
+        return ohlc_mod.fetch_ticker(req.ticker, period="1y", interval=data.interval), "ticker"
+    return None, None
+
+
+def _chart_input(req: AgentRequest, settings: Settings, backend: Backend) -> tuple[ChartInput, str]:
+    limits = settings.pipeline
+    ohlc, source = _price_data(req, settings)
+    if ohlc is not None:
+        ohlc = ohlc.tail(settings.builtin.chart_bars)
+    image, mime = None, "image/png"
+    if req.image is not None:
+        image, mime = load_image(req.image, max_bytes=limits.max_image_bytes, max_pixels=limits.max_image_pixels)
+        source = source or "image"
+    elif ohlc is not None and not backend.capabilities.needs_price_data:
+        from ..chart.render import render_chart
+
+        image = render_chart(ohlc, bars=len(ohlc), title=req.ticker)
+    if image is None and ohlc is None:
+        raise InputError("nothing to analyse: give an image, a CSV, a ticker, or use --demo")
+    if req.demo:
+        source = "demo"
+    return ChartInput(image=image, mime=mime, ohlc=ohlc, ticker=req.ticker, source=source or "image"), source or "image"
+
+
+def prepare(value: Any, settings: Settings, chart_backend: Backend) -> Prepared:
+    """Validate everything the caller gave; raise InputError on the first problem."""
+    req = as_request(value)
+    if req.demo:
+        req = _with_demo(req)
+    chart, source = _chart_input(req, settings, chart_backend)
+    items: Any = req.news
+    if req.news_file is not None:
+        items = [*(items if isinstance(items, list) else [items] if items else []), *read_news_file(req.news_file)]
+    news = clean_news(
+        items,
+        max_items=settings.pipeline.max_news_items,
+        max_chars=settings.pipeline.max_news_chars,
+        ticker=req.ticker,
+    )
+    digest = hashlib.sha256(chart.image).hexdigest() if chart.image else None
+    return Prepared(chart=chart, news=news, data_source=source, image_sha256=digest)

@@ -1,0 +1,1 @@
+"""Backends: builtin, ollama, llamacpp, openai-compatible. See base.py."""

@@ -1,0 +1,1 @@
+"""LangChain runnables: prompts, structured-output helper, merge."""

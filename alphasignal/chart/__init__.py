@@ -1,0 +1,1 @@
+"""Price data (CSV, yfinance), chart rendering and TA-Lib analysis."""

@@ -1,0 +1,1 @@
+"""The on-board news sentiment model."""
