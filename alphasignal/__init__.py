@@ -10,7 +10,10 @@ Heavy dependencies (langchain, torch, llama.cpp, matplotlib) load only when used
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
+
+logging.getLogger("alphasignal").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 

@@ -72,6 +72,12 @@ class BuiltinConfig(_Section):
     atr_target_mult: float = Field(3.0, gt=0)
     chart_bars: int = Field(90, ge=20, description="bars rendered for --csv / --ticker")
 
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> "BuiltinConfig":
+        if self.sma_fast >= self.sma_slow:
+            raise ValueError("sma_fast must be shorter than sma_slow")
+        return self
+
 
 class BackendsConfig(_Section):
     """Connection details for the model servers and in-process models."""

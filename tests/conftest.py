@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sys
 
 import pytest
 
@@ -47,3 +48,11 @@ def settings():
     from alphasignal.config import Settings
 
     return Settings()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # llama-cpp-python opens /dev/null twice at import and never closes it (a ResourceWarning at exit)
+    utils = sys.modules.get("llama_cpp._utils")
+    if utils is not None:
+        utils.outnull_file.close()
+        utils.errnull_file.close()

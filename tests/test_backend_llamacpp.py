@@ -15,10 +15,17 @@ import sys
 import time
 
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 
 from alphasignal.backends.base import get_backend
 from alphasignal.config import Settings
-from alphasignal.errors import BackendUnavailable, CapabilityError, ConfigError, StructuredOutputError
+from alphasignal.errors import (
+    BackendError,
+    BackendUnavailable,
+    CapabilityError,
+    ConfigError,
+    StructuredOutputError,
+)
 from alphasignal.schemas import ChartInput, ChartSignal, NewsInput, NewsSentiment
 from tests.backend_contract import BackendContract
 
@@ -29,13 +36,14 @@ needs_llama = pytest.mark.skipif(
 )
 
 MAX_TOKENS = 160
+MAX_RETRIES = 1
 NEWS = NewsInput(items=("Apple beats expectations with +12% revenue",), ticker="AAPL")
 
 
-def _settings(mmproj=None) -> Settings:
+def _settings(mmproj=None, max_retries: int = MAX_RETRIES, n_ctx: int = 2048) -> Settings:
     return Settings(
-        pipeline={"max_tokens": MAX_TOKENS, "max_retries": 1},
-        backends={"llamacpp_mmproj": mmproj, "llamacpp_n_ctx": 2048},
+        pipeline={"max_tokens": MAX_TOKENS, "max_retries": max_retries},
+        backends={"llamacpp_mmproj": mmproj, "llamacpp_n_ctx": n_ctx},
     )
 
 
@@ -45,7 +53,8 @@ def _chart_png() -> bytes:
 
     img = Image.new("RGB", (160, 96), "white")
     draw = ImageDraw.Draw(img)
-    for i, (lo, hi, o, c) in enumerate([(70, 40, 65, 45), (60, 30, 45, 35), (55, 20, 35, 25), (50, 25, 28, 45)]):
+    bars = [(70, 40, 65, 45), (60, 30, 45, 35), (55, 20, 35, 25), (50, 25, 28, 45)]  # low, high, open, close (y px)
+    for i, (lo, hi, o, c) in enumerate(bars):
         x = 20 + 35 * i
         draw.line([(x + 6, hi), (x + 6, lo)], fill="black")
         draw.rectangle([x, min(o, c), x + 12, max(o, c)], fill="green" if c < o else "red")
@@ -58,7 +67,7 @@ def _assert_schema_shaped(raw: str, schema) -> dict:
     """The grammar's guarantee: JSON with every required key and enum values from the schema."""
     data = json.loads(raw)
     json_schema = schema.model_json_schema()
-    assert set(json_schema["required"]) <= set(data)
+    assert set(json_schema["required"]) <= set(data) <= set(json_schema["properties"])
     for key, prop in json_schema["properties"].items():
         if "enum" in prop and key in data:
             assert data[key] in prop["enum"]
@@ -81,7 +90,8 @@ def mmproj_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def backend(gguf_path, mmproj_path):
-    b = get_backend(f"llamacpp:{gguf_path}", _settings(mmproj_path))
+    # no re-asks here, to keep the contract suite short; the re-ask loop is tested below
+    b = get_backend(f"llamacpp:{gguf_path}", _settings(mmproj_path, max_retries=0))
     yield b
     b.close()
 
@@ -99,74 +109,83 @@ def chart_input():
 
 
 @needs_llama
+@pytest.mark.slow
 class TestLlamaCppContract(BackendContract):
-    # a 270M base model with a random projector: schema-shaped JSON, but rarely a valid trade
+    # Measured: the base 270M model scores the news validly, but through the random projector it
+    # answers e.g. {"action": "BUY", "confidence": 0, "entry_price": 0, ...}: schema-shaped, yet
+    # prices of 0 and a BUY without ordered levels fail ChartSignal's validators.
     expects_valid_answers = False
 
 
-@needs_llama
 def test_capabilities_follow_the_projector(backend, text_backend):
-    assert backend.capabilities.vision and backend.capabilities.in_process and backend.capabilities.structured
+    caps = backend.capabilities
+    assert caps.vision and caps.in_process and caps.structured
     assert not text_backend.capabilities.vision
     assert text_backend.model_name == "gemma-3-270m-q4_k_m.gguf"
 
 
-@needs_llama
 async def test_text_backend_refuses_charts(text_backend, chart_input):
     with pytest.raises(CapabilityError, match="cannot read chart images"):
         await text_backend.analyze_chart(chart_input)
 
 
-async def _answer_or_raw(coro, schema, attempts: int) -> dict:
-    """Run a branch; return the schema-shaped data of a valid answer or of the last invalid one."""
+class UsageRecorder(BaseCallbackHandler):
+    """A LangChain callback handler keeping the token usage of every model call."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_llm_end(self, response, **kwargs):
+        self.seen.append(response.generations[0][0].message.usage_metadata)
+
+
+async def _answer_or_raw(coro, schema, calls: list, max_retries: int = MAX_RETRIES) -> dict:
+    """Run a branch; return the data of a valid answer, or of the last invalid one after all re-asks."""
     try:
         result = await coro
     except StructuredOutputError as exc:
-        assert exc.attempts == attempts  # the re-ask loop ran to its bound
+        assert exc.attempts == max_retries + 1 == len(calls)  # the re-ask loop ran to its bound
         return _assert_schema_shaped(exc.raw_output, schema)
     assert isinstance(result, schema)
     return result.model_dump()
 
 
+def _assert_usage(calls: list) -> None:
+    assert calls, "no model call reached the callback"
+    for usage in calls:
+        assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+        assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    # a re-ask sends the rejected answer and the validation error back: the prompt grows
+    assert all(a["input_tokens"] < b["input_tokens"] for a, b in zip(calls, calls[1:]))
+
+
 @needs_llama
+@pytest.mark.slow
 async def test_news_on_text_model_is_schema_shaped(text_backend):
+    usage = UsageRecorder()
     start = time.perf_counter()
-    data = await _answer_or_raw(text_backend.analyze_news(NEWS), NewsSentiment, attempts=2)
+    data = await _answer_or_raw(
+        text_backend.analyze_news(NEWS, config={"callbacks": [usage]}), NewsSentiment, usage.seen
+    )
+    print(f"text news: {time.perf_counter() - start:.2f}s, {usage.seen}")
     assert data["sentiment"] in ("BULLISH", "BEARISH", "NEUTRAL")
-    print(f"text news: {time.perf_counter() - start:.2f}s")
+    _assert_usage(usage.seen)
 
 
 @needs_llama
-async def test_chart_through_projector_is_schema_shaped(backend, chart_input):
+@pytest.mark.slow
+async def test_chart_through_projector_is_schema_shaped(backend, chart_input, mmproj_path, monkeypatch):
+    # the shared backend skips re-asks; allow one here (settings are read per call)
+    monkeypatch.setattr(backend, "settings", _settings(mmproj_path, max_retries=MAX_RETRIES))
+    usage = UsageRecorder()
     start = time.perf_counter()
-    data = await _answer_or_raw(backend.analyze_chart(chart_input), ChartSignal, attempts=2)
+    data = await _answer_or_raw(
+        backend.analyze_chart(chart_input, config={"callbacks": [usage]}), ChartSignal, usage.seen
+    )
+    print(f"vision chart: {time.perf_counter() - start:.2f}s, {usage.seen}")
     assert data["action"] in ("BUY", "SELL", "HOLD")
     assert data["trend"] in ("uptrend", "downtrend", "sideways")
-    print(f"vision chart: {time.perf_counter() - start:.2f}s")
-
-
-@needs_llama
-async def test_chat_model_reports_token_usage(backend, chart_input):
-    from langchain_core.callbacks import BaseCallbackHandler
-
-    from alphasignal.chains.prompts import chart_messages
-
-    class Usage(BaseCallbackHandler):
-        def __init__(self):
-            self.seen = []
-
-        def on_llm_end(self, response, **kwargs):
-            self.seen.append(response.generations[0][0].message.usage_metadata)
-
-    handler = Usage()
-    reply = await backend.chat_model(ChartSignal).ainvoke(
-        chart_messages(chart_input), config={"callbacks": [handler]}
-    )
-    usage = handler.seen[0]
-    # the prompt includes the 16 image tokens from the projector plus the schema text
-    assert usage["input_tokens"] > 16 and usage["output_tokens"] > 0
-    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
-    assert reply.usage_metadata == usage
+    _assert_usage(usage.seen)
 
 
 @needs_llama
@@ -222,8 +241,56 @@ def test_tiny_mmproj_metadata(tmp_path, gguf_path):
     from alphasignal.backends.tiny_mmproj import gguf_n_embd, read_gguf_metadata, write_tiny_mmproj
 
     path = write_tiny_mmproj(tmp_path / "p.gguf", text_n_embd=320, n_embd=32, n_ff=64)
-    meta = read_gguf_metadata(path, ["clip.projector_type", "clip.vision.projection_dim", "general.type"])
-    assert meta == {"clip.projector_type": "gemma3", "clip.vision.projection_dim": 320, "general.type": "mmproj"}
+    expected = {"clip.projector_type": "gemma3", "clip.vision.projection_dim": 320, "general.type": "mmproj"}
+    assert read_gguf_metadata(path, list(expected)) == expected
     assert gguf_n_embd(gguf_path) == 640
     with pytest.raises(ValueError, match="n_ff must differ"):
         write_tiny_mmproj(tmp_path / "q.gguf", n_embd=64, n_ff=64)
+
+
+@needs_llama
+async def test_prompt_longer_than_context_says_the_fix(gguf_path):
+    b = get_backend(f"llamacpp:{gguf_path}", _settings(n_ctx=256))  # the news prompt is ~300 tokens
+    try:
+        with pytest.raises(BackendError, match="raise backends.llamacpp_n_ctx"):
+            await b.analyze_news(NEWS)
+    finally:
+        b.close()
+
+
+@needs_llama
+def test_gguf_chat_template_selects_the_generic_handler(gguf_path, mmproj_path, monkeypatch):
+    from llama_cpp.llama_chat_format import MTMDChatHandler
+
+    from alphasignal.backends import llamacpp
+
+    handle = llamacpp.LlamaHandle(gguf_path, mmproj_path, 2048, None)
+    gemma_handler = handle._chat_setup()["chat_handler"]
+    assert type(gemma_handler).__name__ == "GemmaVisionChatHandler" and handle._fold_system
+    meta = {"tokenizer.chat_template": "{{ messages }}", "general.architecture": "gemma3"}
+    monkeypatch.setattr(llamacpp, "read_gguf_metadata", lambda path, keys: meta)
+    assert type(handle._chat_setup()["chat_handler"]) is MTMDChatHandler and not handle._fold_system
+    text_only = llamacpp.LlamaHandle(gguf_path, None, 2048, None)
+    assert text_only._chat_setup() == {} and not text_only._fold_system
+
+
+def test_messages_become_openai_dicts_with_system_folded():
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+    from alphasignal.backends.llamacpp import fold_system, to_openai_messages
+
+    uri = "data:image/png;base64,iVBORw0KGgo="
+    messages = to_openai_messages([
+        SystemMessage(content="Be terse."),
+        HumanMessage(
+            content=[{"type": "image_url", "image_url": uri}, {"type": "text", "text": "Chart?"}]
+        ),
+        AIMessage(content="{}"),
+        HumanMessage(content="Again."),
+    ])
+    assert messages[1] == {"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": "Chart?"}]}
+    folded = fold_system(messages)
+    assert [m["role"] for m in folded] == ["user", "assistant", "user"]
+    assert folded[0]["content"][0] == {"type": "text", "text": "Be terse.\n\n"}
+    assert folded[2] == {"role": "user", "content": "Again."}

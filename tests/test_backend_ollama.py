@@ -8,12 +8,17 @@ handling, not model quality. The live test talks to a real Ollama when one runs.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import gc
 import io
 import json
 import os
 import socket
-from typing import Callable, Optional
+import threading
+import warnings
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Iterator, Optional
 
 import httpx
 import pytest
@@ -159,7 +164,7 @@ def test_spec_keeps_model_tag_and_host(settings: Settings) -> None:
     assert isinstance(backend, OllamaBackend)
     assert backend.model_name == "qwen2.5vl:3b"
     assert backend.host == settings.backends.ollama_host
-    assert backend.client_kwargs == {"timeout": settings.backends.request_timeout_s}
+    assert backend.client_kwargs["timeout"] == settings.backends.request_timeout_s
 
 
 def test_spec_without_model_is_a_config_error(settings: Settings) -> None:
@@ -295,6 +300,52 @@ async def test_other_server_errors_keep_status_and_text(settings: Settings) -> N
 
     with pytest.raises(BackendError, match="HTTP 500: out of memory"):
         await backend.analyze_news(NEWS)
+
+
+class _LoopbackOllama(BaseHTTPRequestHandler):
+    """A real HTTP/1.1 (keep-alive) ``/api/chat`` on 127.0.0.1 that answers NEWS_JSON."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        reply = ndjson_reply(body["model"], NEWS_JSON).content
+        self.send_response(200)
+        self.send_header("content-type", "application/x-ndjson")
+        self.send_header("content-length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args: object) -> None:  # keep test output clean
+        pass
+
+
+@pytest.fixture
+def loopback_ollama() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _LoopbackOllama)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_one_backend_serves_several_event_loops_without_leaking_sockets(loopback_ollama: str) -> None:
+    # A cron runner calls asyncio.run once per tick with the same backend; pooled
+    # connections from a finished loop would leak as unclosed sockets.
+    settings = Settings(backends={"ollama_host": loopback_ollama, "request_timeout_s": 10})
+    backend = get_backend(f"ollama:{MODEL}", settings)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = [asyncio.run(backend.analyze_news(NEWS)) for _ in range(2)]
+        del backend
+        gc.collect()
+
+    assert [r.sentiment for r in results] == ["BULLISH", "BULLISH"]
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
 # --- live: a real Ollama ------------------------------------------------------------------

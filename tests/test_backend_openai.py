@@ -17,11 +17,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import httpx
 import pytest
-from langchain_core.callbacks import UsageMetadataCallbackHandler
+from langchain_core.callbacks import BaseCallbackHandler, UsageMetadataCallbackHandler
+from langchain_core.outputs import LLMResult
 from PIL import Image
 
 from alphasignal.backends.base import get_backend
@@ -182,7 +183,8 @@ async def test_structured_mode_request_body(mode: str, fake: FakeServer) -> None
     constraint = {k: body.get(k) for k in ("response_format", "guided_json") if k in body}
     assert constraint == EXPECTED_CONSTRAINT[mode]
     assert body["model"] == MODEL and body["temperature"] == 0.0
-    assert body["max_completion_tokens"] == 160
+    # both spellings: llama-cpp-python's server and older vLLM read only max_tokens
+    assert body["max_completion_tokens"] == 160 and body["max_tokens"] == 160
     assert body["stream"] is False
     assert NEWS.items[0] in body["messages"][-1]["content"]
     counts = usage.usage_metadata[MODEL]
@@ -258,8 +260,15 @@ async def test_rejected_response_format_suggests_another_mode() -> None:
         await backend.analyze_news(NEWS)
 
 
-async def test_rejected_image_is_a_capability_error(chart_input: ChartInput) -> None:
-    backend = make_backend(error_reply(400, "image input is not supported for this model"))
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (500, "image input is not supported - hint: if this is unexpected, you may need to provide the mmproj"),
+        (400, "gemma-3-270m is not a multimodal model"),
+    ],
+)
+async def test_rejected_image_is_a_capability_error(chart_input: ChartInput, status: int, message: str) -> None:
+    backend = make_backend(error_reply(status, message))
 
     with pytest.raises(CapabilityError, match="cannot read images"):
         await backend.analyze_chart(chart_input)
@@ -321,7 +330,7 @@ def _wait_for_models(url: str, process: subprocess.Popen, log: Path, deadline: f
 
 def _server_backend(url: str, **pipeline) -> OpenAICompatBackend:
     settings = Settings(
-        pipeline={"max_tokens": 160, "max_retries": 1, **pipeline},
+        pipeline={"max_tokens": 160, "max_retries": 2, **pipeline},
         backends={"openai_structured": "json_object", "request_timeout_s": 60},
     )
     backend = get_backend(f"openai:{MODEL}@{url}", settings)
@@ -330,19 +339,47 @@ def _server_backend(url: str, **pipeline) -> OpenAICompatBackend:
 
 
 @pytest.mark.integration
+async def test_llama_server_rejects_json_schema_mode_with_a_hint(llama_server: str) -> None:
+    settings = Settings(backends={"openai_structured": "json_schema"})
+    backend = get_backend(f"openai:{MODEL}@{llama_server}", settings)
+
+    with pytest.raises(BackendError, match="set backends.openai_structured to one of json_object") as info:
+        await backend.analyze_news(NEWS)
+
+    assert "response_format" in str(info.value)
+
+
+class RawAnswers(BaseCallbackHandler):
+    """Collects the text of every model answer, valid or not."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        self.texts.extend(gen.text for gens in response.generations for gen in gens)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
 async def test_llama_server_news_is_schema_constrained(llama_server: str) -> None:
-    usage = UsageMetadataCallbackHandler()
+    usage, raw = UsageMetadataCallbackHandler(), RawAnswers()
     news = NewsInput(items=("Apple beats expectations with +12% revenue",), ticker="AAPL")
     started = time.perf_counter()
     try:
         result: Optional[NewsSentiment] = await _server_backend(llama_server).analyze_news(
-            news, config={"callbacks": [usage]}
+            news, config={"callbacks": [usage, raw]}
         )
-    except StructuredOutputError as exc:
-        pytest.fail(f"expected a constrained, valid answer; got {exc.raw_output!r}")
+    except StructuredOutputError:
+        result = None
     elapsed = time.perf_counter() - started
 
-    assert isinstance(result, NewsSentiment)
-    assert result.sentiment in ("BULLISH", "BEARISH", "NEUTRAL") and 0 <= result.intensity <= 1
+    # The grammar built from the schema holds on every answer: JSON, required keys, enum.
+    assert raw.texts, "the server produced no answer"
+    for text in raw.texts:
+        answer = json.loads(text)
+        assert answer["sentiment"] in ("BULLISH", "BEARISH", "NEUTRAL")
+        assert isinstance(answer["intensity"], (int, float))
+    # What the 270M base model does with that: a valid answer (checked on this prompt, temperature 0).
+    assert isinstance(result, NewsSentiment), f"no valid answer in {len(raw.texts)} attempt(s): {raw.texts}"
     assert usage.usage_metadata[MODEL]["input_tokens"] > 0
-    print(f"llama_cpp.server news answer in {elapsed:.2f} s: {result.model_dump_json()}")
+    print(f"llama_cpp.server: {len(raw.texts)} answer(s) in {elapsed:.2f} s: {result.model_dump_json()}")

@@ -88,8 +88,12 @@ def _price_data(req: AgentRequest, settings: Settings) -> tuple[Any, Optional[st
 def _chart_input(req: AgentRequest, settings: Settings, backend: Backend) -> tuple[ChartInput, str]:
     limits = settings.pipeline
     ohlc, source = _price_data(req, settings)
+    bars = settings.builtin.chart_bars
     if ohlc is not None:
-        ohlc = ohlc.tail(settings.builtin.chart_bars)
+        from ..chart.analysis import required_bars
+
+        # the analysis may need more history than the chart shows (a long slow SMA)
+        ohlc = ohlc.tail(max(bars, required_bars(settings.builtin)))
     image, mime = None, "image/png"
     if req.image is not None:
         image, mime = load_image(req.image, max_bytes=limits.max_image_bytes, max_pixels=limits.max_image_pixels)
@@ -97,7 +101,7 @@ def _chart_input(req: AgentRequest, settings: Settings, backend: Backend) -> tup
     elif ohlc is not None and not backend.capabilities.needs_price_data:
         from ..chart.render import render_chart
 
-        image = render_chart(ohlc, bars=len(ohlc), title=req.ticker)
+        image = render_chart(ohlc, bars=bars, title=req.ticker)
     if image is None and ohlc is None:
         raise InputError("nothing to analyse: give an image, a CSV, a ticker, or use --demo")
     if req.demo:

@@ -67,7 +67,7 @@ class Backend(ABC):
     """One way of answering the chart and news branches."""
 
     provider: ClassVar[str]
-    capabilities: ClassVar[Capabilities]
+    capabilities: Capabilities  # a class attribute, or set per instance (llamacpp: vision iff mmproj)
 
     def __init__(self, spec: BackendSpec, settings: "Settings"):
         self.spec = spec

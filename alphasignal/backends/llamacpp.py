@@ -6,17 +6,19 @@ llama.cpp's JSON-schema grammar (``response_format={"type": "json_object",
 "schema": ...}``); numeric bounds are not enforced by that grammar, so answers are
 still validated by the shared structured-output loop.
 
-One ``llama_cpp.Llama`` is loaded per backend on first use and shared by the chart
-and news branches behind a lock, because a ``Llama`` is not thread-safe.
+One ``llama_cpp.Llama`` is loaded per backend on first use and shared by every
+call on that backend behind a lock, because a ``Llama`` is not thread-safe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import logging
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -24,13 +26,49 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import AlphaSignalError, BackendError, BackendUnavailable, ConfigError
-from .base import Capabilities
+from .base import BackendSpec, Capabilities
 from .chat import BUILTIN_HINT, ChatBackend
 from .tiny_mmproj import is_gguf, read_gguf_metadata
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import Settings
 
 SEED = 20240601  # fixed so that runs are reproducible (0 would mean "random" to llama.cpp)
 INSTALL_HINT = "pip install 'alphasignal[llamacpp]'"
 CHAT_TEMPLATE_KEY = "tokenizer.chat_template"
+
+_LOG = logging.getLogger(__name__)
+# native warnings reach stderr only when the application configures logging
+_LOG.addHandler(logging.NullHandler())
+_GGML_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}  # 5 = continue
+_native_log_callback: Any = None  # kept alive: llama.cpp holds a raw pointer to it
+
+
+def _route_native_logs(llama_cpp: Any) -> None:
+    """Send llama.cpp and mtmd logs to Python logging, once per process.
+
+    llama-cpp-python 0.3.36 maps ggml log levels with a stale enum (warnings print
+    as errors, errors are dropped when quiet), and mtmd writes every prompt to
+    stderr at debug level; a CLI must keep stderr for its own progress and errors.
+    """
+    global _native_log_callback
+    if _native_log_callback is not None:
+        return
+    from llama_cpp import mtmd_cpp
+
+    last = [logging.DEBUG]
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data: Any) -> None:
+        if level != 5:
+            last[0] = _GGML_LEVELS.get(level, logging.DEBUG)
+        if _LOG.isEnabledFor(last[0]):
+            _LOG.log(last[0], text.decode("utf-8", errors="replace").rstrip())
+
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    mtmd_cpp.mtmd_log_set(callback, ctypes.c_void_p(0))
+    mtmd_cpp.mtmd_helper_log_set(callback, ctypes.c_void_p(0))
+    _native_log_callback = callback
 
 
 def _gemma_vision_handler_class() -> type:
@@ -75,13 +113,17 @@ def _content_parts(content: Any) -> Any:
             parts.append({"type": "text", "text": part.get("text", "")})
         elif part.get("type") == "image_url":
             url = part["image_url"]
-            parts.append({"type": "image_url", "image_url": {"url": url if isinstance(url, str) else url["url"]}})
-        elif part.get("type") == "image" and part.get("base64"):
+            parts.append(_image_part(url if isinstance(url, str) else url["url"]))
+        elif part.get("type") == "image" and part.get("base64"):  # LangChain v1 data block
             mime = part.get("mime_type", "image/png")
-            parts.append({"type": "image_url", "image_url": {"url": f"data:{mime};base64,{part['base64']}"}})
+            parts.append(_image_part(f"data:{mime};base64,{part['base64']}"))
         else:
             raise ValueError(f"unsupported message part type {part.get('type')!r}")
     return parts
+
+
+def _image_part(url: str) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": url}}
 
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
@@ -121,7 +163,8 @@ def _check_gguf(path: Path, what: str) -> Path:
         raise BackendUnavailable(f"{what} not found: {path}; check the path ({BUILTIN_HINT})")
     if not is_gguf(path):
         raise BackendUnavailable(
-            f"{what} {path} is not a GGUF file (no GGUF magic bytes); point to a .gguf model ({BUILTIN_HINT})"
+            f"{what} {path} is not a GGUF file (no GGUF magic bytes); "
+            f"point to a .gguf model ({BUILTIN_HINT})"
         )
     return path
 
@@ -138,6 +181,23 @@ class LlamaHandle:
         self._llm: Any = None
         self._fold_system = False
 
+    def _chat_setup(self) -> dict[str, Any]:
+        """Llama kwargs for the chat template: the GGUF's own, else Gemma turns for Gemma models."""
+        meta = read_gguf_metadata(self.model_path, [CHAT_TEMPLATE_KEY, "general.architecture"])
+        has_template = bool(meta.get(CHAT_TEMPLATE_KEY))
+        gemma = str(meta.get("general.architecture", "")).startswith("gemma")
+        # our Gemma formatting has no system role (neither has Gemma): fold it into the first user turn
+        self._fold_system = not has_template and (gemma or self.mmproj is not None)
+        if self.mmproj is not None:
+            from llama_cpp.llama_chat_format import MTMDChatHandler
+
+            handler_cls = MTMDChatHandler if has_template else _gemma_vision_handler_class()
+            return {"chat_handler": handler_cls(clip_model_path=str(self.mmproj), verbose=False)}
+        if not has_template and gemma:
+            # base Gemma GGUFs carry no template; llama.cpp would fall back to llama-2
+            return {"chat_format": "gemma"}
+        return {}
+
     def _load(self) -> Any:
         try:
             import llama_cpp
@@ -145,39 +205,36 @@ class LlamaHandle:
             raise BackendUnavailable(
                 f"llama-cpp-python is not installed ({exc}); run: {INSTALL_HINT} ({BUILTIN_HINT})"
             ) from exc
-        has_template = bool(read_gguf_metadata(self.model_path, [CHAT_TEMPLATE_KEY]).get(CHAT_TEMPLATE_KEY))
-        self._fold_system = not has_template
-        kwargs: dict[str, Any] = {}
-        if self.mmproj is not None:
-            from llama_cpp.llama_chat_format import MTMDChatHandler
-
-            handler_cls = MTMDChatHandler if has_template else _gemma_vision_handler_class()
-            kwargs["chat_handler"] = handler_cls(clip_model_path=str(self.mmproj), verbose=False)
-        elif not has_template:
-            kwargs["chat_format"] = "gemma"  # base Gemma GGUFs carry no template; llama.cpp would guess llama-2
+        _route_native_logs(llama_cpp)
         try:
             return llama_cpp.Llama(
                 model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads,
-                seed=SEED, verbose=False, **kwargs,
+                seed=SEED, verbose=False, **self._chat_setup(),
             )
         except ValueError as exc:
             raise BackendUnavailable(
-                f"llama.cpp could not load {self.model_path}: {exc}; the file may be truncated or of an "
-                f"architecture this llama-cpp-python does not know (upgrade it: {INSTALL_HINT}) ({BUILTIN_HINT})"
+                f"llama.cpp could not load {self.model_path}: {exc}; the file may be truncated or of "
+                f"an architecture this llama-cpp-python does not know (upgrade it: {INSTALL_HINT}) "
+                f"({BUILTIN_HINT})"
             ) from exc
 
-    def _projector_mismatch(self, exc: Exception) -> BackendUnavailable:
+    def _projector_mismatch(self) -> BackendUnavailable:
         detail = "it was built for a different model (e.g. a different embedding size) or is corrupt"
         try:
-            proj = read_gguf_metadata(self.mmproj, ["clip.vision.projection_dim"]).get("clip.vision.projection_dim")
+            key = "clip.vision.projection_dim"
+            proj = read_gguf_metadata(self.mmproj, [key]).get(key)
             n_embd = self._llm.n_embd()
             if proj is not None and proj != n_embd:
-                detail = f"the projector outputs {proj}-wide embeddings but the model's embedding size is {n_embd}"
+                detail = (
+                    f"the projector outputs {proj}-wide embeddings but the model's embedding size "
+                    f"is {n_embd}"
+                )
         except (OSError, ValueError):
             pass
         return BackendUnavailable(
-            f"vision projector {self.mmproj} does not match model {self.model_path}: {detail}; use the mmproj "
-            f"GGUF released with this model or unset backends.llamacpp_mmproj ({BUILTIN_HINT})"
+            f"vision projector {self.mmproj} does not match model {self.model_path}: {detail}; "
+            f"use the mmproj GGUF released with this model or unset backends.llamacpp_mmproj "
+            f"({BUILTIN_HINT})"
         )
 
     def complete(self, messages: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
@@ -191,7 +248,7 @@ class LlamaHandle:
                 return self._llm.create_chat_completion(messages=messages, **params)
             except ValueError as exc:
                 if "mtmd context" in str(exc):
-                    raise self._projector_mismatch(exc) from exc
+                    raise self._projector_mismatch() from exc
                 raise
 
     def close(self) -> None:
@@ -218,10 +275,18 @@ class LlamaCppChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "temperature": self.temperature, "max_tokens": self.max_tokens}
+        return {
+            "model_name": self.model_name,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
 
     def _generate(
-        self, messages: list[BaseMessage], stop: Optional[list[str]] = None, run_manager: Any = None, **kwargs: Any
+        self,
+        messages: list[BaseMessage],
+        stop: Optional[list[str]] = None,
+        run_manager: Any = None,
+        **kwargs: Any,
     ) -> ChatResult:
         completion = self.handle.complete(
             to_openai_messages(messages),
@@ -240,12 +305,21 @@ class LlamaCppChatModel(BaseChatModel):
         message = AIMessage(
             content=choice["message"].get("content") or "",
             usage_metadata=tokens,
-            response_metadata={"finish_reason": choice.get("finish_reason"), "model_name": self.model_name},
+            response_metadata={
+                "finish_reason": choice.get("finish_reason"),
+                "model_name": self.model_name,
+            },
         )
-        return ChatResult(generations=[ChatGeneration(message=message)], llm_output={"token_usage": usage})
+        return ChatResult(
+            generations=[ChatGeneration(message=message)], llm_output={"token_usage": usage}
+        )
 
     async def _agenerate(
-        self, messages: list[BaseMessage], stop: Optional[list[str]] = None, run_manager: Any = None, **kwargs: Any
+        self,
+        messages: list[BaseMessage],
+        stop: Optional[list[str]] = None,
+        run_manager: Any = None,
+        **kwargs: Any,
     ) -> ChatResult:
         return await asyncio.to_thread(self._generate, messages, stop)
 
@@ -256,18 +330,21 @@ class LlamaCppBackend(ChatBackend):
     provider = "llamacpp"
     capabilities = Capabilities(vision=False, structured=True, in_process=True)
 
-    def __init__(self, spec, settings):
+    def __init__(self, spec: BackendSpec, settings: "Settings"):
         super().__init__(spec, settings)
         if not spec.model:
             raise ConfigError("llamacpp needs a GGUF path: llamacpp:/path/to/model.gguf")
         model_path = _check_gguf(Path(spec.model).expanduser(), "GGUF model")
         mmproj = settings.backends.llamacpp_mmproj
         if mmproj is not None:
-            mmproj = _check_gguf(Path(mmproj).expanduser(), "vision projector (backends.llamacpp_mmproj)")
+            what = "vision projector (backends.llamacpp_mmproj)"
+            mmproj = _check_gguf(Path(mmproj).expanduser(), what)
             # per instance: vision depends on the configured projector
-            self.capabilities = replace(type(self).capabilities, vision=True)  # type: ignore[misc]
+            self.capabilities = replace(type(self).capabilities, vision=True)
         backends = settings.backends
-        self._handle = LlamaHandle(model_path, mmproj, backends.llamacpp_n_ctx, backends.llamacpp_n_threads)
+        self._handle = LlamaHandle(
+            model_path, mmproj, backends.llamacpp_n_ctx, backends.llamacpp_n_threads
+        )
 
     @property
     def model_name(self) -> str:

@@ -28,6 +28,21 @@ if TYPE_CHECKING:  # pragma: no cover
 _NO_VISION_MARKERS = ("image input", "does not support vision", "not support images")
 
 
+def no_keepalive(settings: "Settings") -> dict[str, Any]:
+    """httpx client options: the request timeout, and no idle connections kept.
+
+    A model call takes seconds, so a fresh local connection costs nothing, while a
+    pooled one would outlive the event loop of each ``asyncio.run`` (cron ticks)
+    and leak as an unclosed socket.
+    """
+    import httpx
+
+    return {
+        "timeout": settings.backends.request_timeout_s,
+        "limits": httpx.Limits(max_keepalive_connections=0),
+    }
+
+
 class OllamaBackend(ChatBackend):
     """Chart and news answers from a model served by Ollama (``ollama:qwen2.5vl:3b``)."""
 
@@ -49,10 +64,7 @@ class OllamaBackend(ChatBackend):
         self.host = settings.backends.ollama_host.rstrip("/")
         # Passed to both the sync and the async httpx client (ChatOllama's ainvoke
         # uses the async one); tests put an httpx.MockTransport here.
-        self.client_kwargs: dict[str, Any] = {
-            "timeout": settings.backends.request_timeout_s,
-            **(client_kwargs or {}),
-        }
+        self.client_kwargs: dict[str, Any] = {**no_keepalive(settings), **(client_kwargs or {})}
 
     def build_chat_model(self, schema: type[BaseModel]) -> "Runnable":
         try:

@@ -106,14 +106,23 @@ _STATUS_PREFIX = re.compile(r"^Error code: \d+ - ")
 def error_text(exc: Any) -> str:
     """The server's own words from an openai status error (``body`` is its ``error`` object)."""
     body = getattr(exc, "body", None)
-    detail = body.get("message") or body.get("detail") if isinstance(body, dict) else None
+    detail = (body.get("message") or body.get("detail")) if isinstance(body, dict) else None
     if detail is None:
         detail = _STATUS_PREFIX.sub("", str(getattr(exc, "message", exc)))
     text = detail if isinstance(detail, str) else json.dumps(detail)
     return " ".join(text.split())[:300]
 
 
-_FORMAT_WORDS = ("response_format", "json_schema", "json_object", "guided_json", "schema", "grammar")
+_FORMAT_WORDS = ("response_format", "json_schema", "json_object", "guided_json", "guided_decoding", "grammar")
+# How servers refuse an image: llama-server ("image input is not supported - hint: ...
+# mmproj"), vLLM ("... is not a multimodal model"), others ("does not support image").
+_NO_VISION_MARKERS = (
+    "image input is not supported",
+    "not a multimodal model",
+    "does not support image",
+    "images are not supported",
+    "vision is not supported",
+)
 
 
 class OpenAICompatBackend(ChatBackend):
@@ -133,9 +142,18 @@ class OpenAICompatBackend(ChatBackend):
         super().__init__(spec, settings)
         self.model, self.base_url = split_model_url(spec.model)
         self.structured_mode = settings.backends.openai_structured
-        # httpx clients owned by the caller (tests pass ones over an httpx.MockTransport)
-        self.http_client = http_client
-        self.http_async_client = http_async_client
+        import httpx
+
+        # The caller's httpx clients (tests pass ones over an httpx.MockTransport), else
+        # ours without keep-alive: langchain-openai's default is one cached client per
+        # process whose pooled sockets outlive each asyncio.run and leak; a model call
+        # takes seconds, so a fresh local connection costs nothing.
+        options = {
+            "timeout": settings.backends.request_timeout_s,
+            "limits": httpx.Limits(max_keepalive_connections=0),
+        }
+        self.http_client = http_client or httpx.Client(**options)
+        self.http_async_client = http_async_client or httpx.AsyncClient(**options)
 
     @property
     def model_name(self) -> str:
@@ -162,7 +180,11 @@ class OpenAICompatBackend(ChatBackend):
             http_client=self.http_client,
             http_async_client=self.http_async_client,
         )
-        return chat.bind(**STRUCTURED_MODES[self.structured_mode](schema))
+        options = STRUCTURED_MODES[self.structured_mode](schema)
+        # ChatOpenAI sends only `max_completion_tokens`; llama-cpp-python's server
+        # and older vLLM know only `max_tokens` and would otherwise generate up to n_ctx.
+        options["extra_body"] = {"max_tokens": pipeline.max_tokens, **options.get("extra_body", {})}
+        return chat.bind(**options)
 
     def translate_error(self, exc: Exception) -> Optional[AlphaSignalError]:
         import openai
@@ -197,15 +219,14 @@ class OpenAICompatBackend(ChatBackend):
                 f"the server at {self.base_url} refused the API key: set backends.openai_api_key "
                 f"(ALPHASIGNAL_BACKENDS__OPENAI_API_KEY), {BUILTIN_HINT}"
             )
-        if isinstance(exc, (openai.BadRequestError, openai.UnprocessableEntityError)):
-            return self._bad_request(text)
-        return BackendError(
+        return self._request_problem(text) or BackendError(
             f"the server at {self.base_url} answered HTTP {exc.status_code}: {text} ({BUILTIN_HINT})"
         )
 
-    def _bad_request(self, text: str) -> AlphaSignalError:
+    def _request_problem(self, text: str) -> Optional[AlphaSignalError]:
+        """A rejected image or structured-output option (servers answer 400, 422, 500 or 501)."""
         lowered = text.lower()
-        if "image" in lowered and "schema" not in lowered:
+        if any(marker in lowered for marker in _NO_VISION_MARKERS):
             return CapabilityError(
                 f"the model {self.model!r} at {self.base_url} cannot read images ({text}): serve a "
                 "vision model (with its mmproj) for the chart branch, or use --chart-backend builtin"
@@ -217,4 +238,4 @@ class OpenAICompatBackend(ChatBackend):
                 f"{self.structured_mode!r} ({text}): set backends.openai_structured to one of "
                 f"{others} (ALPHASIGNAL_BACKENDS__OPENAI_STRUCTURED)"
             )
-        return BackendError(f"the server at {self.base_url} rejected the request: {text} ({BUILTIN_HINT})")
+        return None

@@ -25,7 +25,9 @@ GGUF_MAGIC = b"GGUF"
 PathLike = Union[str, Path]
 
 # GGUF value type -> struct format of one scalar (8 = string, 9 = array are handled apart)
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_SCALARS = {
+    0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d",
+}
 _STRING, _ARRAY = 8, 9
 
 
@@ -130,11 +132,14 @@ def _vision_tensors(
     for i in range(n_layer):
         blk = f"v.blk.{i}"
         for norm in ("ln1", "ln2"):
-            tensors[f"{blk}.{norm}.weight"], tensors[f"{blk}.{norm}.bias"] = ones(n_embd), zeros(n_embd)
+            tensors[f"{blk}.{norm}.weight"] = ones(n_embd)
+            tensors[f"{blk}.{norm}.bias"] = zeros(n_embd)
         for proj in ("attn_q", "attn_k", "attn_v", "attn_out"):
-            tensors[f"{blk}.{proj}.weight"], tensors[f"{blk}.{proj}.bias"] = rand(n_embd, n_embd), zeros(n_embd)
+            tensors[f"{blk}.{proj}.weight"] = rand(n_embd, n_embd)
+            tensors[f"{blk}.{proj}.bias"] = zeros(n_embd)
         tensors[f"{blk}.ffn_up.weight"], tensors[f"{blk}.ffn_up.bias"] = rand(n_ff, n_embd), zeros(n_ff)
-        tensors[f"{blk}.ffn_down.weight"], tensors[f"{blk}.ffn_down.bias"] = rand(n_embd, n_ff), zeros(n_embd)
+        tensors[f"{blk}.ffn_down.weight"] = rand(n_embd, n_ff)
+        tensors[f"{blk}.ffn_down.bias"] = zeros(n_embd)
     tensors["v.post_ln.weight"], tensors["v.post_ln.bias"] = ones(n_embd), zeros(n_embd)
     tensors["mm.soft_emb_norm.weight"] = ones(n_embd)
     tensors["mm.input_projection.weight"] = rand(n_embd, text_n_embd)
@@ -154,7 +159,7 @@ def write_tiny_mmproj(
     scale_factor: int = 2,
     seed: int = 0,
 ) -> Path:
-    """Write a random-weight gemma3 vision projector for a text model of ``text_n_embd``; returns ``path``.
+    """Write a random-weight gemma3 projector for a text model of width ``text_n_embd``; return its path.
 
     An image becomes ``(image_size / patch_size / scale_factor) ** 2`` tokens (16 by default).
     """

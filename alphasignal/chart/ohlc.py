@@ -89,16 +89,18 @@ def _sniff_delimiter(header: str) -> str:
 def _read_frame(path: Path, sep: str) -> pd.DataFrame:
     # Everything is read as text so that a bad cell is reported by validate_ohlc
     # with its row, instead of pandas silently turning a column into objects.
-    # A semicolon file is usually European: "1,5" means 1.5.
     try:
-        return pd.read_csv(
-            path, sep=sep, dtype=str, encoding="utf-8-sig", decimal="," if sep == ";" else "."
-        )
+        frame = pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8-sig")
     except pd.errors.EmptyDataError as exc:
         raise PriceDataError(f"{path} is empty: pass a CSV with a header row {_EXPECTED}") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         reason = " ".join(str(exc).split())[:160]
         raise PriceDataError(f"cannot parse {path}: {reason}: fix the file or export it again") from exc
+    if sep == ";":  # a semicolon file is usually European: "1,5" means 1.5
+        for col in frame.columns:
+            if _key(col) in _ALIASES:
+                frame[col] = frame[col].str.replace(",", ".", regex=False)
+    return frame
 
 
 # --------------------------------------------------------------------- validation
@@ -200,13 +202,12 @@ def _where(dates: Any, pos: int) -> str:
 
 
 def _parse_dates(raw: Any, source: str) -> pd.DatetimeIndex:
-    values = raw
-    parsed = raw if isinstance(raw, pd.DatetimeIndex) else _to_datetime(values)
+    parsed = raw if isinstance(raw, pd.DatetimeIndex) else _to_datetime(raw)
     bad = np.flatnonzero(pd.isna(parsed))
     if bad.size:
         pos = int(bad[0])
         raise PriceDataError(
-            f"{source}: unparsable date {values[pos]!r} at data row {pos + 1}: "
+            f"{source}: unparsable date {raw[pos]!r} at data row {pos + 1}: "
             "use ISO dates such as 2024-01-31 or 2024-01-31 15:30"
         )
     if parsed.tz is not None:  # keep the exchange's wall-clock time, drop the zone
@@ -214,24 +215,33 @@ def _parse_dates(raw: Any, source: str) -> pd.DatetimeIndex:
     return parsed.as_unit("ns")  # one resolution whatever the source
 
 
-def _to_datetime(values: np.ndarray) -> pd.DatetimeIndex:
-    """Parse dates, trying a uniform format first, then mixed formats, then mixed zones."""
+def _to_datetime(values: Any) -> pd.DatetimeIndex:
+    """Parse dates: one inferred format, else mixed formats, else one by one (mixed UTC offsets)."""
     series = pd.Series(values)
     epoch = _epoch_unit(series)
     if epoch is not None:
         return pd.DatetimeIndex(pd.to_datetime(pd.to_numeric(series), unit=epoch, errors="coerce"))
-    attempts: tuple[dict[str, Any], ...] = ({}, {"format": "mixed"}, {"format": "mixed", "utc": True})
     parsed = None
-    for kwargs in attempts:
-        try:
-            parsed = pd.DatetimeIndex(pd.to_datetime(series, errors="coerce", **kwargs))
-        except (ValueError, TypeError, OverflowError):
-            continue
+    for kwargs in ({}, {"format": "mixed"}):
+        with warnings.catch_warnings():
+            # pandas warns when it cannot infer one format; the next attempt handles that
+            warnings.filterwarnings("ignore", "Could not infer format", UserWarning)
+            try:
+                parsed = pd.DatetimeIndex(pd.to_datetime(series, errors="coerce", **kwargs))
+            except (ValueError, TypeError, OverflowError):  # e.g. mixed UTC offsets
+                continue
         if not parsed.isna().any():
             return parsed
-    if parsed is None:
-        return pd.DatetimeIndex([pd.NaT] * len(series))
-    return parsed
+    return pd.DatetimeIndex([_wall_time(v) for v in series]) if parsed is None else parsed
+
+
+def _wall_time(value: Any) -> pd.Timestamp:
+    """One date with its UTC offset dropped (09:30-05:00 -> 09:30), NaT when unparsable."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
 
 
 def _epoch_unit(series: pd.Series) -> Optional[str]:
@@ -387,6 +397,11 @@ def _run_with_deadline(call: Callable[[], pd.DataFrame], timeout: float, symbol:
     if "error" in box:
         exc = box["error"]
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+        if type(exc).__module__.startswith("yfinance") and "RateLimit" not in type(exc).__name__:
+            # Yahoo answered, but not with prices: unknown symbol, bad period, delisted
+            raise PriceDataError(
+                f"Yahoo Finance has no prices for {symbol} [{reason}]: check the symbol, or pass --csv FILE instead"
+            ) from exc
         raise PriceDataError(
             f"could not download {symbol} from Yahoo Finance (offline?) [{reason}]: pass --csv FILE instead"
         ) from exc

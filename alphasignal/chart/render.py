@@ -25,6 +25,7 @@ _MIN_PIXELS, _MAX_PIXELS = 100, 8000
 # moving-average colours, distinct on the light styles mplfinance ships
 _MAV_COLORS = ("#1f77b4", "#ff7f0e", "#9467bd", "#17becf", "#8c564b")
 _LOCK = threading.Lock()
+_WEIGHTS = {"medium": "normal", "semibold": "bold", "demibold": "bold", "demi": "bold"}
 _OHLCV = ("open", "high", "low", "close", "volume")
 
 
@@ -51,7 +52,7 @@ def render_chart(
     averages = _moving_averages(df, data.index, mav)
     show_volume = bool(volume) and bool((data["Volume"] > 0).any())
     mpf, plt = _import_plotting()
-    _check_style(mpf, style)
+    mpf_style = _style(mpf, style)
     with _LOCK, plt.rc_context():  # mplfinance writes the style into the global rcParams
         before = set(plt.get_fignums())
         try:
@@ -61,7 +62,7 @@ def render_chart(
             fig, _ = mpf.plot(
                 data,
                 type="candle",
-                style=style,
+                style=mpf_style,
                 volume=show_volume,
                 figsize=(width / DPI, height / DPI),
                 warn_too_much_data=len(data) + 1,
@@ -113,12 +114,21 @@ def _check_options(bars: int, width: int, height: int, mav: tuple[int, ...]) -> 
         raise ConfigError(f"mav must be up to {len(_MAV_COLORS)} integer periods >= 2, got {mav!r}")
 
 
-def _check_style(mpf: Any, style: str) -> None:
+def _style(mpf: Any, name: str) -> dict[str, Any]:
+    """The named mplfinance style with font weights matplotlib's bundled fonts have.
+
+    Some styles ask for 'medium'/'semibold' text; DejaVu Sans has only regular and
+    bold, so matplotlib substitutes 400/700 anyway and logs a findfont warning per
+    weight. Asking for 'normal'/'bold' draws the same pixels without the noise.
+    """
     styles = mpf.available_styles()
-    if style not in styles:
-        close = difflib.get_close_matches(str(style), styles, n=1)
+    if name not in styles:
+        close = difflib.get_close_matches(str(name), styles, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(f"unknown chart style {style!r}: {hint}choose one of {', '.join(styles)}")
+        raise ConfigError(f"unknown chart style {name!r}: {hint}choose one of {', '.join(styles)}")
+    rc = dict(mpf.make_mpf_style(base_mpf_style=name).get("rc") or {})
+    weights = {key: _WEIGHTS[val] for key, val in rc.items() if key.endswith("weight") and val in _WEIGHTS}
+    return mpf.make_mpf_style(base_mpf_style=name, rc=weights) if weights else name
 
 
 def _window(df: pd.DataFrame, bars: int) -> pd.DataFrame:

@@ -1,0 +1,123 @@
+"""The graph with fake backends: concurrency, timeouts, failures, the Runnable surface."""
+
+import asyncio
+import io
+
+import pytest
+from PIL import Image
+
+from alphasignal.agent.graph import DecisionAgent
+from alphasignal.config import Settings
+from alphasignal.errors import InputError, NewsError
+from alphasignal.schemas import TradingDecision
+
+from .fakes import FakeBackend, unavailable
+
+
+def png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), "white").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def agent(chart=None, news=None, **pipeline):
+    settings = Settings(pipeline=pipeline)
+    return DecisionAgent(settings, chart or FakeBackend(settings), news or FakeBackend(settings))
+
+
+REQUEST = {"image": png(), "news": ["Apple beats expectations"]}
+
+
+def test_invoke_returns_a_trading_decision():
+    decision = agent().invoke(REQUEST)
+    assert isinstance(decision, TradingDecision)
+    assert (decision.status, decision.final_action, decision.final_confidence) == ("ok", "BUY", 0.8)
+    assert (decision.entry_price, decision.stop_loss, decision.take_profit) == (100.0, 95.0, 110.0)
+    assert decision.meta.signals_aligned is True
+    assert decision.meta.news_count == 1 and decision.meta.image_sha256
+    assert set(decision.meta.latency_ms) == {"chart", "news", "total"}
+
+
+async def test_ainvoke_batch_and_abatch():
+    a = agent()
+    assert (await a.ainvoke(REQUEST)).final_action == "BUY"
+    results = await a.abatch([REQUEST, {"image": png()}])
+    assert [r.final_action for r in results] == ["BUY", "BUY"]
+    assert results[1].sentiment is None and results[1].meta.signals_aligned is None
+
+
+def test_sync_batch():
+    assert [d.status for d in agent().batch([REQUEST, REQUEST])] == ["ok", "ok"]
+
+
+@pytest.mark.parametrize("blocking", [False, True], ids=["async-io", "worker-thread"])
+def test_branches_run_concurrently(blocking):
+    settings = Settings()
+    a = DecisionAgent(settings, FakeBackend(settings, delay=0.4, blocking=blocking), FakeBackend(settings, delay=0.4, blocking=blocking))
+    decision = a.invoke(REQUEST)
+    ms = decision.meta.latency_ms
+    assert ms["chart"] >= 400 and ms["news"] >= 400
+    # sequential would be >= 800 ms; concurrent is the slowest branch plus overhead
+    assert ms["total"] < 1.5 * max(ms["chart"], ms["news"])
+
+
+def test_branch_timeout_is_a_failed_decision_not_a_hold():
+    settings = Settings(pipeline={"chart_timeout_s": 0.1})
+    a = DecisionAgent(settings, FakeBackend(settings, delay=2), FakeBackend(settings))
+    decision = a.invoke(REQUEST)
+    assert (decision.status, decision.final_action, decision.final_confidence) == ("failed", "ABSTAIN", 0.0)
+    assert decision.errors[0].branch == "chart" and decision.errors[0].error == "BranchTimeout"
+    assert "timed out after 0.1 s" in decision.reasons[0]
+    assert decision.sentiment is not None  # the branch that worked is still reported
+
+
+def test_backend_error_is_reported_with_its_fix():
+    settings = Settings()
+    a = DecisionAgent(settings, FakeBackend(settings), FakeBackend(settings, error=unavailable()))
+    decision = a.invoke(REQUEST)
+    assert decision.status == "failed" and decision.errors[0].branch == "news"
+    assert "ollama serve" in decision.errors[0].message
+
+
+def test_unexpected_exception_is_reported_not_hidden():
+    settings = Settings()
+    a = DecisionAgent(settings, FakeBackend(settings, error=ZeroDivisionError("boom")), FakeBackend(settings))
+    decision = a.invoke(REQUEST)
+    assert decision.status == "failed" and decision.errors[0].error == "ZeroDivisionError"
+
+
+def test_bad_input_raises_before_any_backend_runs():
+    settings = Settings()
+    chart, news = FakeBackend(settings), FakeBackend(settings)
+    a = DecisionAgent(settings, chart, news)
+    with pytest.raises(NewsError):
+        a.invoke({"image": png(), "news": ["   "]})
+    with pytest.raises(InputError, match="nothing to analyse"):
+        a.invoke({"news": ["x"]})
+    with pytest.raises(InputError, match="must be a dict"):
+        a.invoke("chart.png")
+    with pytest.raises(InputError, match="invalid agent input 'colour'"):
+        a.invoke({"image": png(), "colour": "red"})
+    assert chart.calls == [] and news.calls == []
+
+
+def test_callbacks_from_the_caller_still_fire():
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Names(BaseCallbackHandler):
+        def __init__(self):
+            self.names = []
+
+        def on_chain_start(self, serialized, inputs, **kwargs):
+            self.names.append(kwargs.get("name"))
+
+    handler = Names()
+    agent().invoke(REQUEST, config={"callbacks": [handler]})
+    assert {"prepare", "merge"} <= set(handler.names)
+
+
+def test_invoke_inside_a_running_loop():
+    async def inside():
+        return agent().invoke(REQUEST)
+
+    assert asyncio.run(inside()).final_action == "BUY"
