@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _NO_VISION_MARKERS = ("image input", "does not support vision", "not support images")
 
 
-def no_keepalive(settings: "Settings") -> dict[str, Any]:
+def _http_options(settings: "Settings") -> dict[str, Any]:
     """httpx client options: the request timeout, and no idle connections kept.
 
     A model call takes seconds, so a fresh local connection costs nothing, while a
@@ -64,7 +64,7 @@ class OllamaBackend(ChatBackend):
         self.host = settings.backends.ollama_host.rstrip("/")
         # Passed to both the sync and the async httpx client (ChatOllama's ainvoke
         # uses the async one); tests put an httpx.MockTransport here.
-        self.client_kwargs: dict[str, Any] = {**no_keepalive(settings), **(client_kwargs or {})}
+        self.client_kwargs: dict[str, Any] = {**_http_options(settings), **(client_kwargs or {})}
 
     def build_chat_model(self, schema: type[BaseModel]) -> "Runnable":
         try:

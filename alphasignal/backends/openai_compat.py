@@ -7,7 +7,7 @@ the structured-output option is chosen by ``backends.openai_structured``:
 * ``json_schema``: ``response_format={"type": "json_schema", "json_schema": {...}}``
   (vLLM >= 0.6, LM Studio, llama-server);
 * ``json_object``: ``response_format={"type": "json_object", "schema": {...}}``
-  (llama-cpp-python's server; it silently ignores the ``json_schema`` form);
+  (llama-cpp-python's server, which rejects the ``json_schema`` form);
 * ``guided_json``: ``extra_body={"guided_json": {...}}`` (older vLLM).
 
 Images are OpenAI ``image_url`` parts carrying a data URI.
@@ -109,7 +109,7 @@ def error_text(exc: Any) -> str:
     detail = (body.get("message") or body.get("detail")) if isinstance(body, dict) else None
     if detail is None:
         detail = _STATUS_PREFIX.sub("", str(getattr(exc, "message", exc)))
-    text = detail if isinstance(detail, str) else json.dumps(detail)
+    text = detail if isinstance(detail, str) else json.dumps(detail, default=str)
     return " ".join(text.split())[:300]
 
 
@@ -139,15 +139,16 @@ class OpenAICompatBackend(ChatBackend):
         http_client: Any = None,
         http_async_client: Any = None,
     ):
+        import httpx
+
         super().__init__(spec, settings)
         self.model, self.base_url = split_model_url(spec.model)
         self.structured_mode = settings.backends.openai_structured
-        import httpx
-
         # The caller's httpx clients (tests pass ones over an httpx.MockTransport), else
-        # ours without keep-alive: langchain-openai's default is one cached client per
-        # process whose pooled sockets outlive each asyncio.run and leak; a model call
-        # takes seconds, so a fresh local connection costs nothing.
+        # ours without keep-alive. langchain-openai's default is one cached client per
+        # process: a second asyncio.run (a cron tick) reuses its pooled connection and
+        # fails with "Event loop is closed". A model call takes seconds, so a fresh
+        # local connection per call costs nothing.
         options = {
             "timeout": settings.backends.request_timeout_s,
             "limits": httpx.Limits(max_keepalive_connections=0),

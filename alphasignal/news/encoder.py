@@ -198,8 +198,9 @@ def _read_config(model_dir: Path) -> BertConfig:
     max_seq = _read_json(st_path).get("max_seq_length", 256) if st_path.exists() else 256
     modules = _read_json(model_dir / "modules.json") if (model_dir / "modules.json").exists() else []
     _check_pooling(model_dir, modules)
-    if cfg.get("hidden_act", "gelu") != "gelu" or cfg.get("position_embedding_type", "absolute") != "absolute":
-        raise BackendUnavailable(f"{model_dir} is not a plain BERT encoder; point the encoder at all-MiniLM-L6-v2")
+    kind = (cfg.get("hidden_act", "gelu"), cfg.get("position_embedding_type", "absolute"))
+    if kind != ("gelu", "absolute"):
+        raise BackendUnavailable(f"{model_dir} is not a plain BERT encoder {kind}; {_INSTALL_HINT}")
     return BertConfig(
         hidden_size=int(cfg["hidden_size"]),
         num_heads=int(cfg["num_attention_heads"]),
@@ -324,7 +325,8 @@ class MiniLMEncoder:
     def _layer(self, x: np.ndarray, bias: np.ndarray, p: _Layer) -> np.ndarray:
         cfg, eps = self.config, self.config.layer_norm_eps
         batch, length, hidden = x.shape
-        qkv = (x.reshape(-1, hidden) @ p.w_qkv + p.b_qkv).reshape(batch, length, 3, cfg.num_heads, cfg.head_dim)
+        qkv = x.reshape(-1, hidden) @ p.w_qkv + p.b_qkv
+        qkv = qkv.reshape(batch, length, 3, cfg.num_heads, cfg.head_dim)
         q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # each (batch, heads, length, head_dim)
         probs = softmax(q @ k.transpose(0, 1, 3, 2) + bias)
         ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(-1, hidden)
@@ -367,7 +369,8 @@ def _load_weights(raw: bytes, model_dir: Path) -> dict[str, np.ndarray]:
     try:
         return load(raw)
     except Exception as exc:  # safetensors raises its own SafetensorError
-        raise BackendUnavailable(f"{model_dir / 'model.safetensors'} is unreadable ({exc}); {_INSTALL_HINT}") from exc
+        where = model_dir / "model.safetensors"
+        raise BackendUnavailable(f"{where} is unreadable ({exc}); {_INSTALL_HINT}") from exc
 
 
 def _load_tokenizer(path: Path, max_length: int):
@@ -375,7 +378,10 @@ def _load_tokenizer(path: Path, max_length: int):
         from tokenizers import Tokenizer
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise BackendUnavailable("tokenizers is missing; install it with `pip install tokenizers`") from exc
-    tokenizer = Tokenizer.from_file(str(path))
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception on a bad file
+        raise BackendUnavailable(f"{path} is unreadable ({exc}); {_INSTALL_HINT}") from exc
     # tokenizer.json ships with fixed padding/truncation at 128; sentence-transformers
     # truncates at max_seq_length (256) and pads per batch, which _encode_batch does.
     tokenizer.no_padding()

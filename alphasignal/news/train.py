@@ -78,7 +78,11 @@ def train_head(
 ) -> dict:
     """Fit the head on the train rows, save ``out_dir/head.npz``, return the training record."""
     started = time.perf_counter()
+    _logreg(1.0, seed)  # fail before minutes of embedding when scikit-learn is missing
     train = load_split(data_csv, "train")
+    absent = [label for i, label in enumerate(LABELS) if not (train.labels == i).any()]
+    if absent:
+        raise InputError(f"{data_csv} has no training rows labelled {absent}; every label needs examples")
     encoder = encoder if encoder is not None else MiniLMEncoder.load()
     x = embed(encoder, train.texts, progress=progress, desc="embedding train")
     with _single_threaded_blas():
@@ -103,7 +107,9 @@ def train_head(
     return record
 
 
-def select_c(x: np.ndarray, y: np.ndarray, cs: Sequence[float], folds: int, seed: int) -> tuple[float, list[dict]]:
+def select_c(
+    x: np.ndarray, y: np.ndarray, cs: Sequence[float], folds: int, seed: int
+) -> tuple[float, list[dict]]:
     """Pick C by stratified k-fold log-loss on the training rows only."""
     from sklearn.metrics import accuracy_score, log_loss
     from sklearn.model_selection import StratifiedKFold
@@ -116,7 +122,8 @@ def select_c(x: np.ndarray, y: np.ndarray, cs: Sequence[float], folds: int, seed
             proba = _logreg(c, seed).fit(x[fit_idx], y[fit_idx]).predict_proba(x[val_idx])
             losses.append(log_loss(y[val_idx], proba, labels=list(range(len(LABELS)))))
             accs.append(accuracy_score(y[val_idx], proba.argmax(axis=1)))
-        results.append({"C": float(c), "log_loss": round(float(np.mean(losses)), 5), "accuracy": round(float(np.mean(accs)), 5)})
+        loss, acc = round(float(np.mean(losses)), 5), round(float(np.mean(accs)), 5)
+        results.append({"C": float(c), "log_loss": loss, "accuracy": acc})
     best = min(results, key=lambda r: r["log_loss"])
     return best["C"], results
 
@@ -124,7 +131,7 @@ def select_c(x: np.ndarray, y: np.ndarray, cs: Sequence[float], folds: int, seed
 def _single_threaded_blas():
     """These fits are small: on a shared 2-core machine, BLAS threads fighting for
     cores made one cross-validation fold 100x slower (33 s against 0.3 s)."""
-    _logreg(1.0, 0)  # import scikit-learn (and scipy's BLAS) first, so the limit covers it
+    _logreg(1.0, 0)  # imports scikit-learn (and scipy's BLAS) first, so the limit covers it
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
     return threadpool_limits(limits=1, user_api="blas")
@@ -141,7 +148,9 @@ def _logreg(c: float, seed: int):
     return LogisticRegression(C=c, max_iter=5000, random_state=seed)
 
 
-def embed(encoder: Encoder, texts: Sequence[str], progress: bool = True, desc: str = "embedding", chunk: int = 256) -> np.ndarray:
+def embed(
+    encoder: Encoder, texts: Sequence[str], progress: bool = True, desc: str = "embedding", chunk: int = 256
+) -> np.ndarray:
     """Encode ``texts`` in chunks, with a tqdm bar on stderr when ``progress``."""
     bar = _progress_bar(len(texts), desc) if progress else None
     parts = []
@@ -201,7 +210,9 @@ def evaluate(
     return metrics
 
 
-def _predict_one_by_one(model: SentimentModel, texts: Sequence[str], progress: bool) -> tuple[np.ndarray, list[float]]:
+def _predict_one_by_one(
+    model: SentimentModel, texts: Sequence[str], progress: bool
+) -> tuple[np.ndarray, list[float]]:
     bar = _progress_bar(len(texts), "scoring test") if progress else None
     rows, latencies = [], []
     for text in texts:
@@ -224,7 +235,12 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
         recall = tp / support if support else 0.0
         precision = tp / predicted if predicted else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[label] = {"support": support, "recall": round(recall, 4), "precision": round(precision, 4), "f1": round(f1, 4)}
+        per_class[label] = {
+            "support": support,
+            "recall": round(recall, 4),
+            "precision": round(precision, 4),
+            "f1": round(f1, 4),
+        }
     return {
         "n": int(len(y_true)),
         "accuracy": round(float(np.mean(y_true == y_pred)), 4) if len(y_true) else 0.0,
