@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     esub = e.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
     es = esub.add_parser("sentiment", help="accuracy on the Financial PhraseBank test split")
     es.add_argument("--data", type=Path, default=Path("datasets/financial_phrasebank/fpb_split.csv"))
+    es.add_argument("--weights", type=Path, default=None, help="head folder (default: the package's)")
+    es.add_argument("--save", action="store_true", help="also write metrics.json beside the weights")
     es.add_argument("--json", action="store_true")
     return parser
 
@@ -174,22 +176,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .news.model import WEIGHTS_DIR
     from .news.train import train_head
 
-    metrics = train_head(args.data, args.out or _weights_dir(), seed=args.seed)
+    metrics = train_head(args.data, args.out or WEIGHTS_DIR, seed=args.seed)
     print(json.dumps(metrics, indent=2))
     return 0
 
 
-def _weights_dir() -> Path:
-    return Path(__file__).parent / "news" / "weights"
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .news.train import evaluate
+    from .news.model import WEIGHTS_DIR, SentimentModel
+    from .news.train import METRICS_FILE, evaluate
 
-    metrics = evaluate(args.data)
-    print(json.dumps(metrics, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in metrics.items()))
+    weights = args.weights or WEIGHTS_DIR
+    out = weights / METRICS_FILE if args.save else None
+    metrics = evaluate(args.data, SentimentModel.load(weights), out_path=out, progress=True)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+        return 0
+    from .render_text import metrics_table
+
+    print(metrics_table(metrics))
     return 0
 
 

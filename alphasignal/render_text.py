@@ -58,3 +58,17 @@ def toml_text(data: dict[str, dict[str, Any]]) -> str:
             out.append(f"# {key} = (unset)" if value is None else f"{key} = {_toml_value(value)}")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+    """Sentiment evaluation metrics as a small table."""
+    lines = [f"{'subset':22s} {'n':>5s} {'accuracy':>9s} {'macro-F1':>9s}  recall (neg / neu / pos)"]
+    for key, value in metrics.items():
+        if isinstance(value, dict) and "accuracy" in value:
+            recall = value.get("recall", {})
+            rec = " / ".join(f"{recall.get(k, 0):.3f}" for k in ("negative", "neutral", "positive"))
+            lines.append(f"{key:22s} {value['n']:5d} {value['accuracy']:9.4f} {value['macro_f1']:9.4f}  {rec}")
+    latency = metrics.get("latency_ms_per_headline")
+    if latency:
+        lines.append(f"latency per headline: p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms (n={latency['n']})")
+    return "\n".join(lines)

@@ -190,3 +190,13 @@ def test_python_dash_m_and_usage_error():
     TradingDecision.model_validate_json(ok.stdout)
     bad = subprocess.run([sys.executable, "-m", "alphasignal", "analyze", "--bogus"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unrecognized arguments" in bad.stderr
+
+
+@pytest.mark.slow
+def test_eval_sentiment_reports_the_test_split(capsys):
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    code, stdout, _ = run(capsys, "eval", "sentiment", "--json", "--data", str(root / "datasets/financial_phrasebank/fpb_split.csv"))
+    metrics = json.loads(stdout)
+    assert code == 0
+    assert metrics["test_all_agreement"]["n"] == 927 and metrics["test_all_agreement"]["accuracy"] >= 0.76
+    assert metrics["test_agreement_100"]["accuracy"] >= 0.90

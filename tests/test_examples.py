@@ -19,6 +19,6 @@ def test_crontab_example_uses_real_flags():
     from alphasignal.cli import build_parser
 
     line = next(l for l in (ROOT / "examples" / "crontab.txt").read_text().splitlines() if l and not l.startswith("#"))
-    argv = line.split("alphasignal ", 1)[1].split(">")[0].split()
+    argv = line.split("bin/alphasignal ", 1)[1].split(">")[0].split()
     args = build_parser().parse_args(argv)
     assert args.command == "analyze" and args.output and args.news_file and args.json

@@ -40,9 +40,9 @@ class BuiltinBackend(Backend):
         return "talib-rules"
 
     def news_model_name(self) -> str:
-        from ..news.model import default_model
+        from ..news.model import MODEL_ID
 
-        return default_model().model_id
+        return MODEL_ID
 
     async def analyze_chart(
         self, chart: ChartInput, config: Optional["RunnableConfig"] = None

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, InputError
 from .encoder import MODEL_NAME, Encoder, MiniLMEncoder
-from .model import HEAD_FILE, LABELS, MODEL_ID, WEIGHTS_DIR, Head, SentimentModel
+from .model import HEAD_FILE, LABELS, MODEL_ID, WEIGHTS_DIR, Head, SentimentModel, default_model
 
 COLUMNS = ("sentence", "label", "max_agreement_level", "split")
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-2, 2, 9))
@@ -185,7 +185,7 @@ def evaluate(
     figures are what one headline costs on a warm model. With ``out_path`` the
     metrics are also written there as JSON (e.g. ``WEIGHTS_DIR / METRICS_FILE``).
     """
-    model = model if model is not None else SentimentModel.load()
+    model = model if model is not None else default_model()
     test = load_split(data_csv, "test")
     model.predict_proba([test.texts[0]])  # warm-up: first call pays one-off costs
     probs, latencies = _predict_one_by_one(model, test.texts, progress)
