@@ -121,3 +121,19 @@ def test_invoke_inside_a_running_loop():
         return agent().invoke(REQUEST)
 
     assert asyncio.run(inside()).final_action == "BUY"
+
+
+def test_tokens_and_calls_reach_meta_through_callbacks():
+    """Both branches over real HTTP (a loopback OpenAI-compatible server): usage lands in meta per branch."""
+    from alphasignal.agent.graph import build_agent
+    from alphasignal.bench import loopback_model_server
+
+    with loopback_model_server(0.05) as url:
+        spec = f"openai:stub@{url}"
+        decision = build_agent(Settings(), chart_backend=spec, news_backend=spec).invoke(REQUEST)
+    assert decision.status == "ok", decision.reasons
+    for branch in ("chart", "news"):
+        assert decision.meta.tokens[branch].input_tokens == 100
+        assert decision.meta.tokens[branch].output_tokens == 40
+        assert decision.meta.attempts[branch] == 1
+    assert decision.meta.vlm_model == "stub" and decision.meta.chart_backend == spec
