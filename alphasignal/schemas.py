@@ -35,6 +35,13 @@ def _placeholder_to_none(value: Any) -> Any:
     return value
 
 
+def _drop_placeholders(value: Any) -> Any:
+    """Remove "N/A"-style entries from a list of strings."""
+    if isinstance(value, list):
+        return [item for item in value if _placeholder_to_none(item) is not None]
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
@@ -75,16 +82,8 @@ class ChartSignal(_Strict):
         None, description="indicator readings, only when computed from price data"
     )
 
-    _levels = field_validator("entry_price", "stop_loss", "take_profit", mode="before")(
-        classmethod(lambda cls, v: _placeholder_to_none(v))
-    )
-
-    @field_validator("patterns", mode="before")
-    @classmethod
-    def _drop_placeholder_patterns(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [p for p in value if _placeholder_to_none(p) is not None]
-        return value
+    _levels = field_validator("entry_price", "stop_loss", "take_profit", mode="before")(_placeholder_to_none)
+    _patterns = field_validator("patterns", mode="before")(_drop_placeholders)
 
     @model_validator(mode="after")
     def _levels_match_action(self) -> "ChartSignal":
@@ -111,12 +110,7 @@ class NewsSentiment(_Strict):
         description="short phrases quoted or paraphrased from the news that drove the sentiment",
     )
 
-    @field_validator("key_factors", mode="before")
-    @classmethod
-    def _drop_placeholder_factors(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [f for f in value if _placeholder_to_none(f) is not None]
-        return value
+    _factors = field_validator("key_factors", mode="before")(_drop_placeholders)
 
 
 class BranchFailure(_Strict):
