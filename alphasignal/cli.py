@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--demo", action="store_true", help="bundled AAPL chart, prices and headlines")
     a.add_argument("--news", action="append", metavar="TEXT", help="a news item (repeatable)")
     a.add_argument("--news-file", type=Path, metavar="FILE", help="news items, one per line")
+    a.add_argument(
+        "--news-feed", action="append", metavar="URL_OR_FILE",
+        help="an RSS/Atom feed, URL or file (repeatable; '{ticker}' is filled in)",
+    )
     a.add_argument("--output", "-o", type=Path, metavar="FILE", help="write the decision here (atomic, locked)")
     a.add_argument("--history", type=Path, metavar="FILE", help="JSONL history (default decisions.jsonl beside --output)")
     a.add_argument("--json", action="store_true", help="print only the decision JSON on stdout")
@@ -61,16 +65,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train the builtin models")
     tsub = t.add_subparsers(dest="train_command", required=True, metavar="WHAT")
-    th = tsub.add_parser("news-head", help="fit the news head on the Financial PhraseBank train split")
+    th = tsub.add_parser("news-head", help="logistic head on frozen MiniLM embeddings (the baseline; no torch)")
     th.add_argument("--data", type=Path, default=Path("datasets/financial_phrasebank/fpb_split.csv"))
-    th.add_argument("--out", type=Path, default=None, help="weights folder (default: the package's)")
+    th.add_argument("--out", type=Path, required=True, help="weights folder (the package's holds the fine-tuned model)")
     th.add_argument("--seed", type=int, default=0)
+    tm = tsub.add_parser("news-model", help="fine-tune MiniLM (LoRA) + calibrated head on the FPB train split (torch)")
+    tm.add_argument("--data", type=Path, default=Path("datasets/financial_phrasebank/fpb_split.csv"))
+    tm.add_argument("--out", type=Path, default=None, help="weights folder (default: the package's)")
+    tm.add_argument("--epochs", type=int, default=None)
+    tm.add_argument("--rank", type=int, default=None, help="LoRA rank")
+    tm.add_argument("--seed", type=int, default=None)
+    tm.add_argument("--soup", type=int, default=None, help="models to train and maybe average (default 3)")
+    tm.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+    s = sub.add_parser("sentiment", help="score headlines: one result per item, in order")
+    s_in = s.add_mutually_exclusive_group(required=True)
+    s_in.add_argument("--news", action="append", metavar="TEXT", help="a headline (repeatable)")
+    s_in.add_argument("--file", type=Path, metavar="FILE", help="headlines, one per line ('-': stdin)")
+    s.add_argument("--backend", metavar="SPEC", default=None, help="provider:model (default: the news backend, builtin)")
+    s.add_argument("--ticker", help="the asset the headlines are about (chat backends)")
+    s.add_argument("--no-phrases", action="store_true", help="builtin: skip finding the phrases behind each label")
+    s.add_argument("--json", action="store_true", help="one JSON object per line")
+    s.add_argument("--config", type=Path, metavar="TOML", help="settings file (default ./alphasignal.toml)")
 
     e = sub.add_parser("eval", help="evaluations")
     esub = e.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
     es = esub.add_parser("sentiment", help="accuracy on the Financial PhraseBank test split")
     es.add_argument("--data", type=Path, default=Path("datasets/financial_phrasebank/fpb_split.csv"))
-    es.add_argument("--weights", type=Path, default=None, help="head folder (default: the package's)")
+    es.add_argument("--backend", metavar="SPEC", default="builtin", help="provider:model to evaluate (default builtin)")
+    es.add_argument("--limit", type=int, default=None, help="score only N test rows (stratified), for slow backends")
+    es.add_argument("--weights", type=Path, default=None, help="builtin: weights folder (default: the package's)")
+    es.add_argument("--config", type=Path, metavar="TOML", help="settings file (default ./alphasignal.toml)")
     es.add_argument("--save", action="store_true", help="also write metrics.json beside the weights")
     es.add_argument("--json", action="store_true")
     return parser
@@ -106,7 +131,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     )
     request = {
         "image": args.image, "csv": args.csv, "ticker": args.ticker, "demo": args.demo,
-        "news": args.news, "news_file": args.news_file,
+        "news": args.news, "news_file": args.news_file, "news_feeds": args.news_feed,
     }
     if args.output is None:
         decision = _decide(settings, args, request)
@@ -134,6 +159,8 @@ def _report(decision, args: argparse.Namespace) -> int:
 
     if args.json:
         print(decision.model_dump_json(indent=2))
+        for note in (*decision.meta.news_warnings, *decision.meta.news_flags):
+            print(f"{PROG}: warning: {note}", file=sys.stderr)
     else:
         print(summary(decision, args.output))
     if not decision.ok:
@@ -177,20 +204,94 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .news.model import WEIGHTS_DIR
-    from .news.train import train_head
 
-    metrics = train_head(args.data, args.out or WEIGHTS_DIR, seed=args.seed)
-    print(json.dumps(metrics, indent=2))
+    if args.train_command == "news-model":
+        from dataclasses import replace
+
+        from .news.finetune import FinetuneConfig, finetune
+
+        flags = ("epochs", "rank", "seed", "soup", "threads")
+        given = {k: getattr(args, k) for k in flags if getattr(args, k) is not None}
+        log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+        record = finetune(args.data, args.out or WEIGHTS_DIR, replace(FinetuneConfig(), **given), log=log)
+    else:
+        from .news.train import train_head
+
+        record = train_head(args.data, args.out, seed=args.seed)
+    print(json.dumps(record, indent=2))
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    from .news.model import WEIGHTS_DIR, SentimentModel
-    from .news.train import METRICS_FILE, evaluate
+def cmd_sentiment(args: argparse.Namespace) -> int:
+    texts = list(args.news) if args.news else _read_lines(args.file)
+    settings = _settings(args)
+    spec = args.backend or settings.pipeline.news_backend
+    if spec == "builtin":
+        from .news.score import score_builtin
 
-    weights = args.weights or WEIGHTS_DIR
-    out = weights / METRICS_FILE if args.save else None
-    metrics = evaluate(args.data, SentimentModel.load(weights), out_path=out, progress=True)
+        results = score_builtin(texts, phrases=not args.no_phrases)
+    else:
+        from .backends.base import get_backend
+        from .news.score import score_with_backend
+
+        results = score_with_backend(texts, get_backend(spec, settings), ticker=args.ticker)
+    failed = 0
+    for row in results:
+        failed += row.get("sentiment") is None and bool(row["text"].strip())
+        print(json.dumps(row, ensure_ascii=False) if args.json else _sentiment_line(row), flush=True)
+    return 1 if failed else 0
+
+
+def _read_lines(path: Path) -> list[str]:
+    from .errors import NewsError
+
+    if str(path) == "-":
+        return sys.stdin.read().splitlines()
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise NewsError(f"news file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise NewsError(f"news file is not UTF-8 text: {path}") from None
+    except OSError as exc:
+        raise NewsError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _sentiment_line(row: dict) -> str:
+    if row.get("sentiment") is None:
+        return f"{row['line']:>4}  -        {row['error']}"
+    factors = "; ".join(row.get("key_factors", []))
+    flag = "  [flagged: instruction-like text]" if row.get("flags") else ""
+    return f"{row['line']:>4}  {row['sentiment']:8s} {row['confidence']:.2f}  {row['text'][:90]}" + (
+        f"\n      because: {factors}" if factors else ""
+    ) + flag
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .news.train import METRICS_FILE
+
+    if args.backend == "builtin":
+        from .news.model import WEIGHTS_DIR, SentimentModel
+        from .news.train import evaluate
+
+        weights = args.weights or WEIGHTS_DIR
+        out = weights / METRICS_FILE if args.save else None
+        model = SentimentModel.load(weights)
+        if args.limit is None:
+            metrics = evaluate(args.data, model, out_path=out, progress=True)
+        else:
+            from .news.evaluation import evaluate_scorer
+
+            metrics = evaluate_scorer(args.data, model, limit=args.limit, progress=True)
+    else:
+        from .backends.base import get_backend
+        from .news.evaluation import BackendScorer, evaluate_scorer
+
+        backend = get_backend(args.backend, _settings(args))
+        try:
+            metrics = evaluate_scorer(args.data, BackendScorer(backend), limit=args.limit, progress=True, extra={"backend": args.backend})
+        finally:
+            backend.close()
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
@@ -202,7 +303,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "analyze": cmd_analyze, "config": cmd_config, "backends": cmd_backends,
-    "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval,
+    "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval, "sentiment": cmd_sentiment,
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from contextvars import ContextVar
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -52,6 +53,9 @@ class PipelineConfig(_Section):
         None, description="JSONL history; default: decisions.jsonl beside --output"
     )
     lock_timeout_s: float = Field(60.0, ge=0, description="wait this long for an overlapping run")
+    guard_threshold: float = Field(
+        0.5, ge=0, le=1, description="builtin chart reader: refuse images whose candlestick score is lower"
+    )
 
     @model_validator(mode="after")
     def _weights_sum(self) -> "PipelineConfig":
@@ -71,6 +75,7 @@ class BuiltinConfig(_Section):
     atr_stop_mult: float = Field(1.5, gt=0)
     atr_target_mult: float = Field(3.0, gt=0)
     chart_bars: int = Field(90, ge=20, description="bars rendered for --csv / --ticker")
+    reader_ocr: bool = Field(True, description="read the price axis of bare images by OCR")
 
     @model_validator(mode="after")
     def _fast_below_slow(self) -> "BuiltinConfig":
@@ -95,16 +100,128 @@ class BackendsConfig(_Section):
     request_timeout_s: float = Field(120.0, gt=0)
 
 
+class NewsConfig(_Section):
+    """Where news comes from (RSS/Atom feeds), which items reach the model, and how they are weighed."""
+
+    feeds: list[str] = Field(
+        default_factory=list,
+        description="RSS/Atom feed URLs or local files; '{ticker}' is replaced by the ticker",
+    )
+    ticker_feed: bool = Field(False, description="also read ticker_feed_template when a ticker is known (online)")
+    ticker_feed_template: str = Field(
+        "https://feeds.finance.yahoo.com/rss/2.0/headline?s={ticker}&region=US&lang=en-US",
+        description="per-ticker headline feed (Yahoo Finance's RSS by default)",
+    )
+    aliases: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="ticker -> company names an item may mention instead, e.g. AAPL = [\"Apple\", \"iPhone\"]",
+    )
+    require_mention: bool = Field(True, description="keep only feed items that name the ticker or an alias")
+    max_age_hours: float = Field(72.0, gt=0, description="feed items older than this are dropped")
+    keep_undated: bool = Field(True, description="keep feed items that carry no date")
+    max_items: int = Field(10, gt=0, description="most feed items that reach the model (newest, most relevant)")
+    recency_half_life_hours: float = Field(
+        24.0, gt=0, description="an item this old counts half as much as a fresh one"
+    )
+    on_feed_error: Literal["warn", "error"] = Field(
+        "warn", description="a dead, HTML, malformed or empty feed: warn and go on, or fail the run"
+    )
+    injection: Literal["drop", "keep"] = Field(
+        "drop", description="news items that read like instructions to a model: drop them, or keep them (flagged)"
+    )
+    timeout_s: float = Field(10.0, gt=0, description="per feed download")
+    max_feed_bytes: int = Field(5 * 1024 * 1024, gt=0)
+
+
 class DatasetConfig(_Section):
-    ticker: str = "AAPL"
-    period: str = "2y"
-    interval: str = "1d"
-    window: int = Field(60, ge=10)
-    stride: int = Field(5, ge=1)
-    horizon: int = Field(5, ge=1)
-    image_size: int = Field(512, ge=64)
-    style: str = "charles"
+    """The chart dataset builder: price sources, windows, rendering, labels, splits.
+
+    ``alphasignal dataset build`` reads this section; its flags override it.
+    """
+
+    # sources
+    tickers: tuple[str, ...] = Field((), description="yfinance symbols (online, cached)")
+    csv: tuple[Path, ...] = Field((), description="OHLCV CSV files or folders of *.csv")
+    period: str = Field("10y", description="yfinance history length, e.g. 2y, 10y, max")
+    interval: str = Field("1d", description="yfinance bar interval, e.g. 1h, 1d")
+    cache_dir: Path = Field(
+        Path(".alphasignal-cache/prices"), description="downloaded prices, so a rebuild does not refetch"
+    )
+    download_timeout_s: float = Field(20.0, gt=0)
+    start: Optional[date] = Field(None, description="drop bars before this date")
+    end: Optional[date] = Field(None, description="drop bars after this date")
+    # windows
+    timeframes: tuple[str, ...] = Field(
+        ("1d", "1w"),
+        description="bar sizes to build (1h, 4h, 1d, 1w, 1mo); coarser ones are resampled, finer ones skipped",
+    )
+    windows: tuple[int, ...] = Field(
+        (60,), description="bars per chart; several: one is picked per sample"
+    )
+    stride: int = Field(5, ge=1, description="bars between consecutive window ends")
+    # rendering
+    image_width: int = Field(512, ge=128, le=2048)
+    image_height: int = Field(512, ge=128, le=2048)
+    styles: tuple[str, ...] = Field(
+        ("charles",), description="mplfinance styles; several: one is picked per sample"
+    )
+    volume: bool = Field(True, description="volume panel (when the data has volume)")
+    mav: tuple[int, ...] = Field((), description="simple moving averages drawn on the price panel")
+    bollinger: bool = Field(False, description="Bollinger bands (20, 2) on the price panel")
+    rsi_panel: bool = Field(False, description="RSI(14) panel")
+    macd_panel: bool = Field(False, description="MACD(12, 26, 9) panel")
+    title: bool = Field(True, description="ticker and timeframe above the chart")
+    png_compress_level: int = Field(3, ge=0, le=9, description="zlib level of the PNGs (6: ~15% smaller, slower)")
+    # labels
+    horizon: int = Field(5, ge=1, description="bars after the window that decide the target")
+    threshold_atr: float = Field(
+        1.0, gt=0, description="BUY/SELL when the forward return reaches this many ATRs, else HOLD"
+    )
+    atr_period: int = Field(14, ge=2)
+    atr_stop_mult: float = Field(1.5, gt=0, description="stop at entry -/+ this many ATRs")
+    atr_target_mult: float = Field(3.0, gt=0, description="target at entry +/- this many ATRs")
+    pattern_lookback: int = Field(3, ge=1, le=20, description="last bars scanned for candlestick patterns")
+    price_context: float = Field(
+        0.5, ge=0, le=1, description="share of prompts that carry the last bars as numbers, as the pipeline does"
+    )
+    # news pairing
+    news_file: Optional[Path] = Field(None, description="CSV/JSONL of dated news: date, text[, ticker]")
+    news_days: int = Field(3, ge=1, description="pair news from this many days up to the window's last bar")
+    news_max_items: int = Field(5, ge=1, le=50)
+    news_in_prompt: bool = Field(False, description="also put the paired news in the user turn")
+    # splits
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.1, ge=0, lt=1)
+    embargo: Optional[int] = Field(
+        None, ge=1, description="bars kept out between splits, at least horizon (default: horizon)"
+    )
+    split_scope: Literal["ticker", "global"] = Field(
+        "ticker", description="cut each ticker's own timeline, or all tickers at the same dates"
+    )
+    hard_negatives: bool = Field(False, description="pair each sample with a look-alike of another label")
+    seed: int = Field(0, description="picks styles, window lengths and price context per sample")
+    workers: Optional[int] = Field(None, ge=1, description="render processes (default: CPU count)")
     output_dir: Path = Path("dataset")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DatasetConfig":
+        if not self.windows or any(w < 20 or w > 500 for w in self.windows):
+            raise ValueError("windows must be bar counts between 20 and 500")
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("val_fraction + test_fraction must leave at least 10% for train")
+        if self.embargo is not None and self.embargo < self.horizon:
+            raise ValueError(f"embargo ({self.embargo}) must be at least horizon ({self.horizon})")
+        if not self.styles or not self.timeframes:
+            raise ValueError("styles and timeframes must not be empty")
+        if any(m < 2 for m in self.mav) or len(self.mav) > 4:
+            raise ValueError("mav takes up to 4 periods >= 2")
+        if self.start and self.end and self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        return self
+
+    @property
+    def embargo_bars(self) -> int:
+        return self.embargo if self.embargo is not None else self.horizon
 
 
 class TrainingConfig(_Section):
@@ -143,6 +260,7 @@ class Settings(BaseSettings):
     dataset: DatasetConfig = DatasetConfig()
     training: TrainingConfig = TrainingConfig()
     serving: ServingConfig = ServingConfig()
+    news: NewsConfig = NewsConfig()
 
     @classmethod
     def settings_customise_sources(

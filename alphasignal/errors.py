@@ -7,6 +7,7 @@ rest of the package.
     AlphaSignalError
     ├── InputError                 bad user input, found where it enters
     │   ├── ImageError             missing / empty / not an image / truncated / too large
+    │   │   └── NotAChartError     decodes, but is not a candlestick chart (the guard)
     │   ├── PriceDataError         CSV or ticker data unusable (missing columns, high < low, ...)
     │   └── NewsError              empty news, item too long, too many items
     ├── ConfigError                bad settings, unknown backend spec (with "did you mean")
@@ -37,6 +38,10 @@ class InputError(AlphaSignalError):
 
 class ImageError(InputError):
     """The chart image cannot be used."""
+
+
+class NotAChartError(ImageError):
+    """The image decodes but does not look like a candlestick price chart."""
 
 
 class PriceDataError(InputError):

@@ -27,13 +27,18 @@ def summary(decision: TradingDecision, output: Optional[Path] = None) -> str:
             f"{chart.trend}  [{ms.get('chart', 0):.0f} ms]"
         )
     if news is not None:
+        agreement = f", agreement {meta.news_agreement:.2f}" if meta.news_agreement is not None else ""
         lines.append(
             f"news   {meta.news_backend} ({meta.sentiment_model}): {news.sentiment} "
-            f"{news.intensity:.2f} from {meta.news_count} item(s)  [{ms.get('news', 0):.0f} ms]"
+            f"{news.intensity:.2f} from {meta.news_count} item(s){agreement}  [{ms.get('news', 0):.0f} ms]"
         )
     aligned = {True: "yes", False: "no", None: "n/a"}[meta.signals_aligned]
     lines.append(f"aligned: {aligned}   total {ms.get('total', 0):.0f} ms")
     lines += [f"  - {reason}" for reason in decision.reasons]
+    fed = [item for item in meta.news_items if item.published is not None or item.link]
+    for item in fed[:5]:  # feed items: say where each came from and when
+        when = f", {item.published:%Y-%m-%d %H:%M}" if item.published else ""
+        lines.append(f"  news item ({item.source or 'input'}{when}, weight {item.weight or 0:.2f}): {item.title[:90]}")
     if output is not None:
         lines.append(f"decision written to {output}" if decision.ok else f"{output} left unchanged")
     return "\n".join(lines)
@@ -46,6 +51,8 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_value(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -62,12 +69,18 @@ def toml_text(data: dict[str, dict[str, Any]]) -> str:
 
 def metrics_table(metrics: dict[str, Any]) -> str:
     """Sentiment evaluation metrics as a small table."""
-    lines = [f"{'subset':22s} {'n':>5s} {'accuracy':>9s} {'macro-F1':>9s}  recall (neg / neu / pos)"]
+    lines = [f"model: {metrics.get('model_id', '?')}"]
+    lines.append(f"{'subset':22s} {'n':>5s} {'accuracy':>9s} {'macro-F1':>9s} {'ECE':>7s}  recall (neg / neu / pos)")
     for key, value in metrics.items():
         if isinstance(value, dict) and "accuracy" in value:
             recall = value.get("recall", {})
             rec = " / ".join(f"{recall.get(k, 0):.3f}" for k in ("negative", "neutral", "positive"))
-            lines.append(f"{key:22s} {value['n']:5d} {value['accuracy']:9.4f} {value['macro_f1']:9.4f}  {rec}")
+            ece = "-" if value.get("ece") is None else f"{value['ece']:.4f}"
+            lines.append(
+                f"{key:22s} {value['n']:5d} {value['accuracy']:9.4f} {value['macro_f1']:9.4f} {ece:>7s}  {rec}"
+            )
+    if metrics.get("failures"):
+        lines.append(f"answers that never validated (counted wrong): {metrics['failures']}")
     latency = metrics.get("latency_ms_per_headline")
     if latency:
         lines.append(f"latency per headline: p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms (n={latency['n']})")

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 SCHEMA_VERSION = "1.0"
 
@@ -99,6 +100,31 @@ class ChartSignal(_Strict):
         return self
 
 
+class NewsItemMeta(_Strict):
+    """One news item that reached the news model: where it came from and how much it counts."""
+
+    title: str = Field(description="the item's text as the model saw it")
+    source: Optional[str] = Field(None, description="feed title, 'input' or the news file's name")
+    published: Optional[datetime] = Field(None, description="publication time (UTC), when the feed gives one")
+    link: Optional[str] = None
+    relevance: Optional[float] = Field(
+        None, ge=0.0, le=1.0, description="1 names the ticker, 0.75 an alias; None when not checked"
+    )
+    weight: Optional[float] = Field(
+        None, ge=0.0, le=1.0, description="share of the aggregate (recency x relevance, summing to 1)"
+    )
+
+
+class ItemScore(_Strict):
+    """How the model read one news item."""
+
+    index: int = Field(ge=0, description="position among the news items")
+    sentiment: Sentiment
+    confidence: float = Field(ge=0.0, le=1.0, description="calibrated probability of that sentiment")
+    weight: float = Field(ge=0.0, le=1.0, description="share of the aggregate")
+    phrases: list[str] = Field(default_factory=list, description="the words that drove the label, when computed")
+
+
 class NewsSentiment(_Strict):
     """What the news branch reads from the news items."""
 
@@ -109,6 +135,11 @@ class NewsSentiment(_Strict):
         max_length=8,
         description="short phrases quoted or paraphrased from the news that drove the sentiment",
     )
+    # Filled by the builtin model; kept out of the JSON schema a chat model is constrained to.
+    agreement: SkipJsonSchema[Optional[float]] = Field(
+        None, ge=0.0, le=1.0, description="weighted share of items whose own sentiment is the overall one"
+    )
+    items: SkipJsonSchema[list[ItemScore]] = Field(default_factory=list, description="per-item readings")
 
     _factors = field_validator("key_factors", mode="before")(_drop_placeholders)
 
@@ -144,6 +175,16 @@ class DecisionMeta(_Strict):
     data_source: Optional[str] = Field(None, description="demo, csv, ticker or image")
     image_sha256: Optional[str] = None
     news_count: int = 0
+    news_items: list[NewsItemMeta] = Field(default_factory=list, description="the news items used, in order")
+    news_agreement: Optional[float] = Field(
+        None, ge=0.0, le=1.0, description="share of items agreeing with the news sentiment"
+    )
+    news_flags: list[str] = Field(
+        default_factory=list, description="news items that read like instructions to a model (prompt injection)"
+    )
+    news_warnings: list[str] = Field(
+        default_factory=list, description="feeds that failed or gave nothing, items dropped"
+    )
     created_at: datetime
     alphasignal_version: str
 
@@ -209,3 +250,4 @@ class NewsInput:
 
     items: tuple[str, ...] = field(default_factory=tuple)
     ticker: Optional[str] = None
+    details: tuple[NewsItemMeta, ...] = field(default_factory=tuple)  # per item, when known

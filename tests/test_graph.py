@@ -137,3 +137,44 @@ def test_tokens_and_calls_reach_meta_through_callbacks():
         assert decision.meta.tokens[branch].output_tokens == 40
         assert decision.meta.attempts[branch] == 1
     assert decision.meta.vlm_model == "stub" and decision.meta.chart_backend == spec
+
+
+def test_news_feeds_reach_the_news_branch_with_their_provenance(tmp_path):
+    from email.utils import format_datetime
+    from datetime import datetime, timezone
+
+    stamp = format_datetime(datetime.now(timezone.utc), usegmt=True)
+    feed = tmp_path / "feed.xml"
+    feed.write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>'
+        f"<item><title>ACME wins an order</title><link>https://example.com/a</link><pubDate>{stamp}</pubDate></item>"
+        f"<item><title>Unrelated company news</title><pubDate>{stamp}</pubDate></item>"
+        "</channel></rss>"
+    )
+    settings = Settings()
+    news = FakeBackend(settings)
+    a = DecisionAgent(settings, FakeBackend(settings), news)
+    decision = a.invoke({"image": png(), "ticker": "ACME", "news_feeds": [str(feed), str(tmp_path / "gone.xml")]})
+    assert decision.status == "ok" and news.calls == ["news"]
+    (item,) = decision.meta.news_items
+    assert (item.title, item.source, item.link, item.weight) == ("ACME wins an order", "Wire", "https://example.com/a", 1.0)
+    assert item.published is not None and decision.meta.news_count == 1
+    assert "gone.xml: not found" in decision.meta.news_warnings[0]
+    assert any(r.startswith("news warning: news feed") for r in decision.reasons)
+
+
+def test_no_usable_feed_items_skip_the_news_branch_and_say_so(tmp_path):
+    settings = Settings()
+    news = FakeBackend(settings)
+    decision = DecisionAgent(settings, FakeBackend(settings), news).invoke({"image": png(), "news_feeds": str(tmp_path / "x.xml")})
+    assert news.calls == [] and decision.sentiment is None and decision.status == "ok"
+    assert decision.meta.news_warnings[-1] == "no news items to score: the chart decides alone"
+
+
+def test_builtin_news_agreement_and_item_weights_reach_meta():
+    from alphasignal.agent.graph import build_agent
+
+    decision = build_agent(Settings()).invoke({"demo": True})
+    assert decision.meta.news_agreement == decision.sentiment.agreement is not None
+    assert [i.source for i in decision.meta.news_items] == ["input"] * 3
+    assert sum(s.weight for s in decision.sentiment.items) == pytest.approx(1.0, abs=1e-3)

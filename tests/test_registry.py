@@ -27,14 +27,18 @@ def test_every_provider_resolves_to_a_backend_class():
     assert set(PROVIDERS) <= set(available_providers())
 
 
-def test_builtin_on_a_bare_image_names_the_backends_that_can(settings):
+def test_builtin_refuses_an_image_that_is_not_a_chart(settings):
     import asyncio
+    import io
 
-    from alphasignal.errors import CapabilityError
+    from PIL import Image
+
+    from alphasignal.errors import NotAChartError
     from alphasignal.schemas import ChartInput
 
+    buf = io.BytesIO()
+    Image.new("RGB", (400, 300), (200, 30, 30)).save(buf, format="PNG")
     backend = get_backend("builtin", settings)
-    with pytest.raises(CapabilityError) as info:
-        asyncio.run(backend.analyze_chart(ChartInput(image=b"png", ohlc=None)))
-    message = str(info.value)
-    assert "--csv" in message and "ollama:" in message and "llamacpp:" in message and "openai:" in message
+    with pytest.raises(NotAChartError, match="not a candlestick chart") as info:
+        asyncio.run(backend.analyze_chart(ChartInput(image=buf.getvalue(), ohlc=None)))
+    assert "--csv" in str(info.value)

@@ -179,6 +179,10 @@ def _meta(agent: DecisionAgent, prepared: Prepared, chart: BranchOutcome, news: 
         data_source=prepared.data_source,
         image_sha256=prepared.image_sha256,
         news_count=len(prepared.news.items) if prepared.news else 0,
+        news_items=list(prepared.news_items),
+        news_agreement=getattr(news.value, "agreement", None) if news else None,
+        news_flags=list(prepared.news_flags),
+        news_warnings=list(prepared.news_warnings),
         created_at=utcnow(),
         alphasignal_version=__version__,
     )
@@ -188,7 +192,7 @@ def build_decision(agent: DecisionAgent, prepared: Prepared, chart: BranchOutcom
     failures = [b.failure for b in (chart, news) if b is not None and b.failure is not None]
     pipeline = agent.settings.pipeline
     if failures:
-        reasons = [f"{f.branch} branch failed: {f.message}" for f in failures]
+        reasons = [f"{f.branch} branch failed: {f.message}" for f in failures] + news_notes(prepared)
         weights = {"chart": pipeline.chart_weight, "news": pipeline.news_weight}
         meta = _meta(agent, prepared, chart, news, weights, total_ms)
         return TradingDecision(
@@ -213,8 +217,15 @@ def build_decision(agent: DecisionAgent, prepared: Prepared, chart: BranchOutcom
         stop_loss=signal.stop_loss if trade else None,
         take_profit=signal.take_profit if trade else None,
         vlm_signal=signal, sentiment=news.value if news else None,
-        reasons=merged.reasons, meta=meta,
+        reasons=merged.reasons + news_notes(prepared), meta=meta,
     )
+
+
+def news_notes(prepared: Prepared) -> list[str]:
+    """Warnings about the news (failed feeds, dropped items, injection flags) for ``reasons``."""
+    return [f"news warning: {w}" for w in prepared.news_warnings] + [
+        f"news flag: {f}" for f in prepared.news_flags
+    ]
 
 
 def build_agent(

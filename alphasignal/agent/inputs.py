@@ -1,14 +1,15 @@
 """Turn what a caller hands the agent into validated branch inputs.
 
 Accepted keys (a dict or an ``AgentRequest``): ``image`` (path or bytes), ``news``
-(a string or list of strings), ``news_file``, ``csv``, ``ohlc`` (a DataFrame),
-``ticker``, ``demo``. Bad input raises an ``InputError`` here, before any model runs.
+(a string or list of strings), ``news_file``, ``news_feeds`` (RSS/Atom URLs or files),
+``csv``, ``ohlc`` (a DataFrame), ``ticker``, ``demo``. Bad input raises an
+``InputError`` here, before any model runs.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -17,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..backends.base import Backend
 from ..config import Settings
 from ..errors import InputError
-from ..inputs import clean_news, load_image, read_news_file
-from ..schemas import ChartInput, NewsInput
+from ..inputs import load_image, read_news_file
+from ..news.collect import collect_news, feed_locations
+from ..schemas import ChartInput, NewsInput, NewsItemMeta
 
 
 class AgentRequest(BaseModel):
@@ -29,6 +31,7 @@ class AgentRequest(BaseModel):
     image: Optional[Union[Path, str, bytes]] = None
     news: Optional[Union[str, list[str]]] = None
     news_file: Optional[Path] = None
+    news_feeds: Optional[Union[str, list[str]]] = None
     csv: Optional[Path] = None
     ohlc: Any = None
     ticker: Optional[str] = None
@@ -41,6 +44,12 @@ class Prepared:
     news: Optional[NewsInput]
     data_source: str
     image_sha256: Optional[str]
+    news_flags: tuple[str, ...] = field(default_factory=tuple)
+    news_warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def news_items(self) -> tuple[NewsItemMeta, ...]:
+        return self.news.details if self.news is not None else ()
 
 
 def as_request(value: Any) -> AgentRequest:
@@ -115,14 +124,22 @@ def prepare(value: Any, settings: Settings, chart_backend: Backend) -> Prepared:
     if req.demo:
         req = _with_demo(req)
     chart, source = _chart_input(req, settings, chart_backend)
-    items: Any = req.news
-    if req.news_file is not None:
-        items = [*(items if isinstance(items, list) else [items] if items else []), *read_news_file(req.news_file)]
-    news = clean_news(
-        items,
-        max_items=settings.pipeline.max_news_items,
-        max_chars=settings.pipeline.max_news_chars,
-        ticker=req.ticker,
-    )
+    given = _given_news(req)
+    feeds = [req.news_feeds] if isinstance(req.news_feeds, str) else list(req.news_feeds or [])
+    collected = collect_news(given, feed_locations(feeds, settings, req.ticker), settings, ticker=req.ticker)
     digest = hashlib.sha256(chart.image).hexdigest() if chart.image else None
-    return Prepared(chart=chart, news=news, data_source=source, image_sha256=digest)
+    return Prepared(
+        chart=chart, news=collected.news, data_source=source, image_sha256=digest,
+        news_flags=collected.flags, news_warnings=collected.warnings,
+    )
+
+
+def _given_news(req: AgentRequest) -> Optional[list[tuple[str, str]]]:
+    """(text, source) for the items typed by the caller; None when none were given at all."""
+    if req.news is None and req.news_file is None:
+        return None
+    items = [req.news] if isinstance(req.news, str) else list(req.news or [])
+    given = [(text, "input") for text in items]
+    if req.news_file is not None:
+        given += [(text, Path(req.news_file).name) for text in read_news_file(req.news_file)]
+    return given

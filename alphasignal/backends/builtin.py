@@ -1,7 +1,9 @@
 """The embedded default: works on a fresh machine with no server and no internet.
 
 Chart branch: TA-Lib analysis of the price data that travels with the chart
-(demo, --csv, --ticker). News branch: MiniLM embeddings + a head trained on the
+(demo, --csv, --ticker); for a bare image, the chart reader recovers the bars
+from the pixels (and the prices from the axis labels, by OCR) and the same
+analysis runs on them. News branch: MiniLM embeddings + a head trained on the
 Financial PhraseBank train split. Both are CPU-light and run in a worker thread
 so the two branches overlap.
 """
@@ -11,25 +13,18 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Optional
 
-from ..errors import CapabilityError
+from ..errors import NotAChartError, PriceDataError
 from ..schemas import ChartInput, ChartSignal, NewsInput, NewsSentiment
 from .base import Backend, Capabilities
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.runnables import RunnableConfig
 
-BARE_IMAGE_HELP = (
-    "the builtin chart backend analyses price data, and this chart came without any: "
-    "pass --csv FILE or --ticker SYMBOL so the prices travel with the chart, or read the image with "
-    "a vision backend: --chart-backend ollama:<vision model>, llamacpp:<model.gguf> --mmproj <mmproj.gguf>, "
-    "or openai:<model>@<url>"
-)
-
 
 class BuiltinBackend(Backend):
     provider = "builtin"
     capabilities = Capabilities(
-        vision=False, structured=True, text=True, needs_price_data=True, in_process=True
+        vision=True, structured=True, text=True, needs_price_data=True, in_process=True
     )
 
     @property
@@ -47,11 +42,32 @@ class BuiltinBackend(Backend):
     async def analyze_chart(
         self, chart: ChartInput, config: Optional["RunnableConfig"] = None
     ) -> ChartSignal:
-        if chart.ohlc is None:
-            raise CapabilityError(BARE_IMAGE_HELP)
         from ..chart.analysis import analyze_ohlc
 
-        return await asyncio.to_thread(analyze_ohlc, chart.ohlc, self.settings.builtin)
+        if chart.ohlc is not None:
+            return await asyncio.to_thread(analyze_ohlc, chart.ohlc, self.settings.builtin)
+        return await asyncio.to_thread(self._read_image, chart.image or b"")
+
+    def _read_image(self, image: bytes) -> ChartSignal:
+        """Digitise a bare chart image and analyse the recovered bars (see chart.reader)."""
+        from ..chart.reader.read import read_chart
+
+        threshold = self.settings.pipeline.guard_threshold
+        reading = read_chart(
+            image,
+            ocr=self.settings.builtin.reader_ocr,
+            cfg=self.settings.builtin,
+            max_pixels=self.settings.pipeline.max_image_pixels,
+            guard_threshold=threshold,
+        )
+        if reading.guard_score < threshold:
+            raise NotAChartError(
+                f"not a candlestick chart: guard score {reading.guard_score:.2f} < {threshold:.2f} "
+                "(pipeline.guard_threshold); pass --csv/--ticker with the prices, or a vision backend"
+            )
+        if reading.signal is None:
+            raise PriceDataError("chart image read, but no signal: " + "; ".join(reading.warnings))
+        return reading.signal
 
     async def analyze_news(
         self, news: NewsInput, config: Optional["RunnableConfig"] = None

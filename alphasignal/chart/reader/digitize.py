@@ -1,0 +1,242 @@
+"""Pixels -> candles: find the price panel and recover each bar's OHLC in pixel rows.
+
+The reader works on structure, not on one style's colours:
+
+1. **Background and ink.** The panel's background is the most common colour in the
+   middle of the image; *ink* is anything that differs from it by more than
+   ``INK_DELTA`` on some channel; fainter ink (over ``WEAK_DELTA``) counts only where it
+   runs vertically into sure ink, which keeps thin anti-aliased wicks and drops light
+   gridlines broken up by JPEG noise.
+2. **Panel.** Axis spines are long straight runs of ink. The left/right spines bound
+   the plot horizontally; horizontal spines of the same colour split the figure into
+   panels (price, volume) and the tallest is the price panel. Without spines the
+   whole image is used.
+3. **Grid.** Rows or columns of the panel mostly covered by one colour are gridlines;
+   that colour stops counting as ink (candles are drawn over it).
+4. **Candle slots.** Candles sit on an evenly spaced x grid. Humps of the column ink
+   profile give first centres; a least-squares line through them (``x = x0 + k*s``)
+   is refined twice, so the spacing stays exact over hundreds of bars.
+5. **Each candle.** In the slot's columns, rows much wider than the wick are the body
+   (filled or hollow: the span between its edges counts); the wick column is walked
+   up and down from the body, tolerating short occlusions by overlays of another
+   colour, to the high and the low.
+6. **Up or down.** Body fill colours are split into two clusters; which cluster is
+   "up" is chosen so that each close lies nearest the next open (true for daily bars).
+
+All coordinates are pixel rows (y grows downwards): a bar's ``high`` is its
+*smallest* row. ``price.py``-style mapping to real prices happens in ``axis``.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import ImageError
+from .lines import Line, clean_ink, colour_distance, erase_cols, erase_rows, hysteresis, plot_mask
+from .panel import Panel, find_panel
+from .candles import (
+    RawCandle,
+    assign_direction,
+    body_threshold,
+    candle_ink,
+    find_slots,
+    measure,
+    measure_hidden,
+    palette,
+)
+
+INK_DELTA = 72  # channel difference from the background that is surely ink
+WEAK_DELTA = 48  # faint ink (anti-aliased wicks), kept only where it continues sure ink vertically
+_MAX_SIDE = 4000  # larger images are downscaled before reading
+_MIN_BARS = 2
+
+
+@dataclass(frozen=True)
+class PixelBar:
+    """One candle in pixel coordinates: x is its centre column, prices are rows."""
+
+    x: float
+    open: float
+    high: float
+    low: float
+    close: float
+    up: bool
+    body_width: float
+
+
+@dataclass
+class Digitized:
+    """What the digitizer recovered from one image."""
+
+    bars: list[PixelBar]
+    panel: Panel
+    spacing: float
+    background: tuple[int, int, int]
+    image_size: tuple[int, int]  # (width, height) of the image read
+    scale: float = 1.0  # image pixels per analysed pixel (1.0 unless downscaled)
+    fit_residual: float = 0.0  # rms of hump centres about the fitted grid, in spacings
+    occupancy: float = 0.0  # share of the panel's ink inside the candles' columns
+    wick_share: float = 0.0  # share of bars with a wick beyond the body
+    baseline_share: float = 0.0  # share of bars whose low is the panel's lowest row (bar charts)
+    colour_split: float = 0.0  # distance between the two body-colour clusters
+    body_ratio: float = 0.0  # body width over wick width
+    continuity: float = 1.0  # median |close - next open| over the median bar range (small for candles)
+    background_share: float = 0.0  # share of panel pixels that are background
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------- image I/O
+
+
+def decode_rgb(image: bytes, max_pixels: int = 40_000_000) -> tuple[np.ndarray, float]:
+    """(H x W x 3 int16 array, scale) from image bytes; huge images are downscaled."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not isinstance(image, (bytes, bytearray)) or not image:
+        raise ImageError("chart image is empty: pass the bytes of a PNG or JPEG chart")
+    try:
+        with Image.open(io.BytesIO(image)) as img:
+            if img.width * img.height > max_pixels:
+                raise ImageError(
+                    f"image too large: {img.width}x{img.height} pixels (limit {max_pixels:,}): crop or resize it"
+                )
+            rgb = img.convert("RGB")
+    except UnidentifiedImageError:
+        raise ImageError("not an image: expected PNG, JPEG, WEBP, GIF or BMP bytes") from None
+    except Image.DecompressionBombError:
+        raise ImageError("image too large: it exceeds the decompression limit") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"image is truncated or corrupt ({exc}): export the chart again") from None
+    scale = 1.0
+    if max(rgb.size) > _MAX_SIDE:
+        scale = max(rgb.size) / _MAX_SIDE
+        rgb = rgb.resize((round(rgb.width / scale), round(rgb.height / scale)), Image.BILINEAR)
+    return np.asarray(rgb, dtype=np.int16), scale
+
+
+def background_colour(rgb: np.ndarray) -> np.ndarray:
+    """The most common colour (5-bit bins) in the central half of the image."""
+    h, w, _ = rgb.shape
+    centre = rgb[h // 4 : max(h // 4 + 1, 3 * h // 4), w // 4 : max(w // 4 + 1, 3 * w // 4)].reshape(-1, 3)
+    keys = (centre[:, 0] >> 3) * 1024 + (centre[:, 1] >> 3) * 32 + (centre[:, 2] >> 3)
+    mode = np.bincount(keys).argmax()
+    return np.median(centre[keys == mode], axis=0).astype(np.int16)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def digitize(image: bytes, *, max_pixels: int = 40_000_000) -> Digitized:
+    """Recover every candle of a chart image in pixel rows; see the module docstring.
+
+    Raises ``ImageError`` when the bytes are not a readable image. An image with no
+    candle-like structure gives a ``Digitized`` with no bars (the guard scores it 0).
+    """
+    return digitize_rgb(*decode_rgb(image, max_pixels))
+
+
+def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
+    """``digitize`` on an already decoded (H x W x 3 int16) image."""
+    h, w, _ = rgb.shape
+    background = background_colour(rgb)
+    distance = colour_distance(rgb, background)
+    plot = plot_mask(distance > INK_DELTA)
+    raw_all = (distance > INK_DELTA) & plot
+    weak, rows, cols = clean_ink(rgb, (distance > WEAK_DELTA) & plot, background)
+    strong = raw_all.copy()
+    erase_cols(rgb, strong, cols, background)
+    erase_rows(rgb, strong, rows, background)
+    ink_all = hysteresis(weak, strong)
+    inset = find_panel(ink_all, rows, cols)
+    region = rgb[inset.top : inset.bottom, inset.left : inset.right]
+    ink = ink_all[inset.top : inset.bottom, inset.left : inset.right]
+    raw = raw_all[inset.top : inset.bottom, inset.left : inset.right] & ~_line_rows(rows, inset, h)[:, None]
+    local_bg = background_colour(region)
+    result = Digitized([], inset, 0.0, tuple(int(v) for v in local_bg), (w, h), scale,
+                       background_share=float((distance <= INK_DELTA).mean()))
+    slots = find_slots(ink, raw)
+    if slots is None or slots.centres.size < _MIN_BARS:
+        result.warnings.append("no evenly spaced candles found: not enough to read a chart")
+        return result
+    body_thr, body_w, wick_w = body_threshold(ink, slots.centres, slots.spacing)
+    raws = [measure(ink, region, cx, slots.spacing, body_thr, body_w) for cx in slots.centres]
+    hidden = [i for i, r in enumerate(raws) if r is None]
+    for i in hidden:
+        raws[i] = measure_hidden(raw, region, slots.centres[i], slots.spacing, body_thr, body_w)
+    if hidden:
+        result.warnings.append(
+            f"{len(hidden)} bar(s) lie under a gridline of their own colour (bar {hidden[0] + 1} first): "
+            "their wicks were not read"
+        )
+    raws = [r for r in raws if r is not None]
+    if len(raws) < _MIN_BARS:
+        result.warnings.append("fewer than 2 candles could be measured")
+        return result
+    up, split = assign_direction(raws)
+    raws, up, split = _second_pass(ink, region, np.asarray(local_bg), raws, up, split, slots)
+    result.bars = [_to_bar(r, u, inset, scale) for r, u in zip(raws, up)]
+    result.spacing, result.fit_residual = slots.spacing * scale, slots.residual
+    result.occupancy = slots.block_share
+    result.colour_split = split
+    result.wick_share = float(np.mean([(r.high < r.body_top) or (r.low > r.body_bottom) for r in raws]))
+    lows = np.array([r.low for r in raws])
+    result.baseline_share = float(np.mean(np.abs(lows - lows.max()) <= 1))
+    result.body_ratio = body_w / max(wick_w, 1.0)
+    result.continuity = _continuity(result.bars)
+    if body_w - wick_w < 1.5:
+        result.warnings.append(
+            f"bodies ({body_w:.0f} px) are hardly wider than wicks ({wick_w:.0f} px): open/close are approximate"
+        )
+    return result
+
+
+def _line_rows(rows: list[Line], panel: Panel, height: int) -> np.ndarray:
+    """Panel rows on a horizontal line (with their anti-aliased neighbours)."""
+    mask = np.zeros(height, dtype=bool)
+    for line in rows:
+        mask[max(0, line.first - 1) : line.last + 2] = True
+    return mask[panel.top : panel.bottom]
+
+
+def _continuity(bars: list[PixelBar]) -> float:
+    """How well each bar opens where the previous one closed, in bar ranges (0 = perfectly)."""
+    if len(bars) < 3:
+        return 1.0
+    gaps = np.abs(np.array([a.close - b.open for a, b in zip(bars, bars[1:])]))
+    ranges = np.array([b.low - b.high for b in bars])
+    return float(np.median(gaps) / max(float(np.median(ranges)), 1.0))
+
+
+def _second_pass(ink, region, background, raws, up, split, slots):  # type: ignore[no-untyped-def]
+    """Measure again on the candles' own colours when overlays (moving averages, bands) add ink."""
+    colours = palette(raws, up, ink, region, background)
+    if not colours:
+        return raws, up, split
+    own = candle_ink(ink, region, colours, background)
+    if own.sum() > 0.985 * ink.sum():  # nothing but candles: keep the first pass
+        return raws, up, split
+    body_thr, body_w, _ = body_threshold(own, slots.centres, slots.spacing)
+    again = [measure(own, region, cx, slots.spacing, body_thr, body_w) for cx in slots.centres]
+    if any(r is None for r in again):
+        return raws, up, split
+    up2, split2 = assign_direction(again)
+    return again, up2, split2
+
+
+def _to_bar(r: RawCandle, up: bool, panel: Panel, scale: float) -> PixelBar:
+    def y(v: float) -> float:
+        return (panel.top + v) * scale
+
+    opening, closing = (r.body_bottom, r.body_top) if up else (r.body_top, r.body_bottom)
+    return PixelBar(
+        x=(panel.left + r.x) * scale,
+        open=y(opening),
+        high=y(min(r.high, r.body_top)),
+        low=y(max(r.low, r.body_bottom)),
+        close=y(closing),
+        up=bool(up),
+        body_width=r.width * scale,
+    )

@@ -1,0 +1,249 @@
+"""Measure the chart reader on charts rendered from real prices it was not tuned on.
+
+``evaluate_reader`` renders windows of real OHLCV history in many styles (every
+built-in mplfinance style and TradingView-like light and dark themes; with and
+without a volume panel, moving averages or Bollinger bands; some re-encoded as
+JPEG and resized), reads them back, and reports:
+
+* per-bar OHLC error in % of the visible price range (digitizer alone, through the
+  exact pixel -> price mapping matplotlib used), median and p95;
+* the share of charts whose bar count is exact;
+* candlestick-pattern agreement with TA-Lib on the true prices, per pattern and
+  macro-F1 (engulfing, hammer, inverted hammer, shooting star, doji, morning and
+  evening star, harami, inside and outside bar);
+* the share of charts whose axis was read, and the axis error (% of the range);
+* guard accuracy on these charts against offline negatives (``synth.negatives``);
+* latency per chart, p50 and p95, with and without OCR.
+
+**Held-out windows.** The reader was developed on bars dated before
+``HELD_OUT_FROM`` (2012-01-01); the evaluation only uses windows that start on or
+after it (the AAPL, GOOG and SPY histories, and the Ford 2012 file, never used
+while tuning). The INTC file ends in 2004 and is never evaluated on.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import pandas as pd
+
+from ..ohlc import load_csv
+from . import synth
+from .guard import DEFAULT_THRESHOLD, guard_score
+from .read import read_chart
+
+HELD_OUT_FROM = pd.Timestamp("2012-01-01")
+EVAL_FILES = (
+    "yahoofinance-AAPL-20040819-20180120.csv",
+    "yahoofinance-GOOG-20040819-20180120.csv",
+    "yahoofinance-SPY-20080101-20180101.csv",
+    "ford_2012.csv",
+)
+STYLES = synth.MPF_STYLES + tuple(synth.THEMES)
+PATTERNS = ("engulfing", "hammer", "inverted hammer", "shooting star", "doji", "morning star",
+            "evening star", "harami", "inside bar", "outside bar")
+_SIZES = ((800, 600), (1000, 700), (640, 480), (1200, 800))
+
+
+@dataclass(frozen=True)
+class Case:
+    file: str
+    start: int
+    bars: int
+    style: str
+    volume: bool
+    overlay: str  # "", "mav" or "bollinger"
+    size: tuple[int, int]
+    damage: str  # "", "jpeg" or "jpeg+resize"
+
+
+def plan(frames: dict[str, pd.DataFrame], n: int, seed: int = 7, held_out: bool = True) -> list[Case]:
+    """``n`` chart cases, styles in turn, windows drawn from the held-out dates.
+
+    ``held_out=False`` draws from the dates before ``HELD_OUT_FROM`` instead: the
+    windows to develop on.
+    """
+    rng = np.random.default_rng(seed)
+    cases = []
+    names = sorted(frames)
+    for i in range(n):
+        name = names[i % len(names)]
+        df = frames[name]
+        if not held_out and not (df.index < HELD_OUT_FROM).sum() > 130:
+            name = names[0]
+            df = frames[name]
+        bars = int(rng.choice((40, 60, 90, 120)))
+        allowed = np.flatnonzero(df.index >= HELD_OUT_FROM) if held_out else np.flatnonzero(df.index < HELD_OUT_FROM)
+        ends = np.flatnonzero(df.index < HELD_OUT_FROM)[-1] + 1 if not held_out and len(allowed) else len(df)
+        allowed = allowed[allowed + bars <= ends]
+        start = int(rng.choice(allowed))
+        damage = ("", "", "jpeg", "jpeg+resize")[int(rng.integers(4))]
+        overlay = ("", "", "mav", "bollinger")[int(rng.integers(4))]
+        cases.append(Case(name, start, bars, STYLES[i % len(STYLES)], bool(rng.integers(2)), overlay,
+                          _SIZES[int(rng.integers(len(_SIZES)))], damage))
+    return cases
+
+
+def load_frames(data_dir: Path) -> dict[str, pd.DataFrame]:
+    import warnings
+
+    from ..ohlc import PriceDataWarning
+
+    frames = {}
+    for name in EVAL_FILES:
+        path = Path(data_dir) / name
+        if path.is_file():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", PriceDataWarning)  # SPY's two repaired bars
+                frames[name] = load_csv(path)
+    return frames
+
+
+# ---------------------------------------------------------------- one chart
+
+
+def _render(case: Case, df: pd.DataFrame) -> tuple[bytes, synth.Rendered, float]:
+    window = df.iloc[case.start : case.start + case.bars]
+    mav = (10, 20) if case.overlay == "mav" else ()
+    width, height = case.size
+    r = synth.render(window, case.style, volume=case.volume, mav=mav, bollinger=case.overlay == "bollinger",
+                     width=width, height=height)
+    if case.damage == "jpeg":
+        return synth.jpeg(r.png, 85), r, 1.0
+    if case.damage == "jpeg+resize":
+        return synth.jpeg(r.png, 85, scale=0.8), r, 0.8
+    return r.png, r, 1.0
+
+
+def _measure_case(case: Case, df: pd.DataFrame) -> dict[str, Any]:
+    image, r, scale = _render(case, df)
+    window = df.iloc[case.start : case.start + case.bars]
+    t0 = time.perf_counter()
+    plain = read_chart(image, ocr=False)
+    t1 = time.perf_counter()
+    with_ocr = read_chart(image, ocr=True)
+    t2 = time.perf_counter()
+    visible = abs(r.ylim[1] - r.ylim[0])
+    out: dict[str, Any] = {"case": case, "n": len(plain.bars), "ms": (t1 - t0) * 1e3, "ms_ocr": (t2 - t1) * 1e3,
+                           "guard": plain.guard_score}
+    if len(plain.bars) == len(window):
+        rows = np.array([[b.open, b.high, b.low, b.close] for b in plain.bars]) / scale
+        prices = (rows - r.y0) / r.dy
+        truth = window[["open", "high", "low", "close"]].to_numpy(float)
+        out["err"] = (np.abs(prices - truth) / visible * 100).ravel()
+        out["patterns"] = (_pattern_hits(truth), _pattern_hits(prices))
+    if with_ocr.axis is not None:
+        rows = np.linspace(plain.digitized.panel.top, plain.digitized.panel.bottom, 9) * plain.digitized.scale
+        true_prices = (rows / scale - r.y0) / r.dy
+        out["axis_err"] = float(np.max(np.abs(with_ocr.axis.price(rows) - true_prices)) / visible * 100)
+    return out
+
+
+# ---------------------------------------------------------------- patterns
+
+
+def _pattern_hits(ohlc: np.ndarray) -> dict[str, np.ndarray]:
+    """Per pattern, a boolean per bar: TA-Lib's candlestick functions, and inside/outside bars."""
+    import talib
+
+    o, h, l, c = (np.ascontiguousarray(ohlc[:, i], dtype=float) for i in range(4))
+    calls: dict[str, Callable[..., np.ndarray]] = {
+        "engulfing": talib.CDLENGULFING, "hammer": talib.CDLHAMMER, "inverted hammer": talib.CDLINVERTEDHAMMER,
+        "shooting star": talib.CDLSHOOTINGSTAR, "doji": talib.CDLDOJI, "morning star": talib.CDLMORNINGSTAR,
+        "evening star": talib.CDLEVENINGSTAR, "harami": talib.CDLHARAMI,
+    }
+    hits = {name: fn(o, h, l, c) != 0 for name, fn in calls.items()}
+    inside = np.r_[False, (h[1:] < h[:-1]) & (l[1:] > l[:-1])]
+    outside = np.r_[False, (h[1:] > h[:-1]) & (l[1:] < l[:-1])]
+    hits["inside bar"], hits["outside bar"] = inside, outside
+    return hits
+
+
+def _f1(pairs: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]) -> dict[str, dict[str, float]]:
+    table = {}
+    for name in PATTERNS:
+        tp = fp = fn = 0
+        for truth, got in pairs:
+            t, g = truth[name], got[name]
+            tp += int((t & g).sum())
+            fp += int((~t & g).sum())
+            fn += int((t & ~g).sum())
+        precision = tp / (tp + fp) if tp + fp else 1.0
+        recall = tp / (tp + fn) if tp + fn else 1.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        table[name] = {"f1": round(f1, 4), "precision": round(precision, 4), "recall": round(recall, 4),
+                       "true": tp + fn}
+    return table
+
+
+# -------------------------------------------------------------------- report
+
+
+def evaluate_reader(
+    data_dir: Path,
+    *,
+    charts: int = 80,
+    seed: int = 7,
+    guard_threshold: float = DEFAULT_THRESHOLD,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> dict[str, Any]:
+    """Render, read back and score ``charts`` held-out charts; see the module docstring."""
+    frames = load_frames(Path(data_dir))
+    if not frames:
+        raise FileNotFoundError(f"no OHLCV files from {', '.join(EVAL_FILES)} in {data_dir}")
+    read_chart(synth.render(next(iter(frames.values())).iloc[-60:], "charles").png)  # load the OCR model
+    results = []
+    cases = plan(frames, charts, seed)
+    for i, case in enumerate(cases):
+        results.append(_measure_case(case, frames[case.file]))
+        if progress:
+            progress(i + 1, len(cases))
+    negatives = synth.negatives(seed, closes=frames[sorted(frames)[0]].iloc[-120:])
+    neg_scores = {name: guard_score(img) for name, img in negatives.items()}
+    return _report(results, neg_scores, guard_threshold)
+
+
+def _pct(values: list[float], q: float) -> Optional[float]:
+    return round(float(np.percentile(values, q)), 4) if values else None
+
+
+def _report(results: list[dict[str, Any]], neg_scores: dict[str, float], threshold: float) -> dict[str, Any]:
+    errors = np.concatenate([r["err"] for r in results if "err" in r]) if any("err" in r for r in results) else []
+    exact = [r for r in results if "err" in r]
+    axis = [r["axis_err"] for r in results if "axis_err" in r]
+    patterns = _f1([r["patterns"] for r in exact])
+    pos_ok = [r["guard"] >= threshold for r in results]
+    neg_ok = [s < threshold for s in neg_scores.values()]
+    styles = sorted({r["case"].style for r in results})
+    return {
+        "charts": len(results),
+        "styles": styles,
+        "held_out_from": str(HELD_OUT_FROM.date()),
+        "ohlc_error_pct_of_range": {"median": _pct(list(errors), 50), "p95": _pct(list(errors), 95),
+                                    "max": _pct(list(errors), 100)},
+        "bar_count_exact_rate": round(len(exact) / len(results), 4),
+        "patterns": patterns,
+        "pattern_macro_f1": round(float(np.mean([p["f1"] for p in patterns.values()])), 4),
+        "axis_read_rate": round(len(axis) / len(results), 4),
+        "axis_error_pct_of_range": {"median": _pct(axis, 50), "p95": _pct(axis, 95), "max": _pct(axis, 100)},
+        "guard": {"threshold": threshold, "accuracy": round((sum(pos_ok) + sum(neg_ok)) / (len(pos_ok) + len(neg_ok)), 4),
+                  "charts_accepted": round(float(np.mean(pos_ok)), 4), "negatives_refused": round(float(np.mean(neg_ok)), 4),
+                  "negatives": len(neg_ok),
+                  "refused_charts": [_name(r["case"]) for r in results if r["guard"] < threshold],
+                  "accepted_negatives": [k for k, s in neg_scores.items() if s >= threshold]},
+        "latency_ms": {"p50": _pct([r["ms"] for r in results], 50), "p95": _pct([r["ms"] for r in results], 95),
+                       "p50_ocr": _pct([r["ms_ocr"] for r in results], 50),
+                       "p95_ocr": _pct([r["ms_ocr"] for r in results], 95)},
+        "failures": [{"chart": _name(r["case"]), "bars_read": r["n"], "bars": r["case"].bars}
+                     for r in results if "err" not in r],
+    }
+
+
+def _name(case: Case) -> str:
+    extras = [x for x in ("volume" if case.volume else "", case.overlay, case.damage) if x]
+    return f"{case.file.split('-')[1] if '-' in case.file else case.file}@{case.start}+{case.bars} " \
+           f"{case.style} {case.size[0]}x{case.size[1]}" + (f" ({', '.join(extras)})" if extras else "")

@@ -1,0 +1,198 @@
+"""Spines and gridlines: find them as rows or columns mostly covered by one colour, and erase them.
+
+Only the line's own colour (and its anti-aliased mixes with the background) is
+erased, so candles drawn over a gridline survive; a row is rebuilt where ink
+crosses it vertically. A column of a candle's colour that is part of a wider shape
+(a wick running into its body, a column of volume bars) is not a line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+GRID_DELTA = 36  # a pixel this close to a line's colour (or a mix of it with the background) is line
+
+
+def colour_distance(rgb: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Largest per-channel difference between each pixel and ``colour``."""
+    return np.abs(rgb - colour.reshape(1, 1, 3)).max(axis=2) if rgb.ndim == 3 else np.abs(rgb - colour).max(axis=-1)
+
+
+def groups(indices: np.ndarray, gap: int = 1) -> list[tuple[int, int]]:
+    """Integers grouped into (first, last) pairs where neighbours differ by <= gap."""
+    if indices.size == 0:
+        return []
+    splits = np.flatnonzero(np.diff(indices) > gap)
+    starts = np.r_[indices[0], indices[splits + 1]]
+    ends = np.r_[indices[splits], indices[-1]]
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def _mode_colour(pixels: np.ndarray) -> Optional[np.ndarray]:
+    """The dominant colour of ``pixels`` when >= 35 % of them lie within 40 levels of it.
+
+    It is sought around the median colour and around the most common 5-bit bin, so
+    that JPEG noise does not split it. (A gridline drawn at candle positions shares
+    its column with candles and volume bars.)
+    """
+    if len(pixels) == 0:
+        return None
+    keys = (pixels[:, 0] >> 3) * 1024 + (pixels[:, 1] >> 3) * 32 + (pixels[:, 2] >> 3)
+    seeds = (np.median(pixels, axis=0), pixels[keys == np.bincount(keys).argmax()].mean(axis=0))
+    for seed in seeds:
+        near = np.abs(pixels - seed).max(axis=1) <= 40
+        if near.mean() >= 0.35:
+            return np.median(pixels[near], axis=0).astype(np.int16)
+    return None
+
+
+@dataclass(frozen=True)
+class Line:
+    first: int
+    last: int
+    start: int  # extent along the line
+    end: int
+    colour: np.ndarray
+
+
+def _extent(indices: np.ndarray) -> tuple[int, int]:
+    """First and last index of the pieces of a line at least 15 pixels long (dashes joined).
+
+    Candles drawn over a gridline break it into long pieces; text beside or under the
+    plot (tick labels) adds only short specks of a similar colour, which are ignored.
+    """
+    pieces = groups(indices, gap=6)
+    long = [g for g in pieces if g[1] - g[0] >= 15] or [max(pieces, key=lambda g: g[1] - g[0])]
+    return long[0][0], long[-1][1]
+
+
+def _find_lines(rgb: np.ndarray, ink: np.ndarray, min_cover: float) -> list[Line]:
+    """Rows of ``ink`` covered over >= min_cover of their length by one colour (spines, gridlines).
+
+    A row covered half as much joins them when it has the colour of a line already
+    found and reaches as far (a gridline partly hidden by candles); a long wick does not.
+    """
+    counts = ink.sum(axis=1)
+    strong = _line_candidates(rgb, ink, counts, min_cover)
+    if not strong:
+        return []
+    # lines span the whole plot; a tall candle of a gridline's colour reaches less far
+    longest = max(l.end - l.start for l in strong)
+    strong = [l for l in strong if l.end - l.start >= 0.7 * longest]
+    weak = _line_candidates(rgb, ink, counts, 0.5 * min_cover)
+    reach = 0.8 * float(np.median([l.end - l.start for l in strong]))
+    extra = [l for l in weak if all(l.first > s.last or l.last < s.first for s in strong)
+             and l.end - l.start >= reach and l.last - l.first <= 1
+             and any(np.abs(l.colour - s.colour).max() < 16 for s in strong)]
+    return sorted(strong + extra, key=lambda l: l.first)
+
+
+def _line_candidates(rgb: np.ndarray, ink: np.ndarray, counts: np.ndarray, cover: float) -> list[Line]:
+    lines = []
+    for first, last in groups(np.flatnonzero(counts >= cover * ink.shape[1])):
+        if last - first > 3:  # a thick band is content (a wide body, text), not a line
+            continue
+        row = int(first + np.argmax(counts[first : last + 1]))
+        colour = _mode_colour(rgb[row][ink[row]])
+        if colour is None:
+            continue
+        same = ink[row] & (colour_distance(rgb[row], colour) <= GRID_DELTA)
+        start, end = _extent(np.flatnonzero(same))
+        if _in_a_wider_shape(rgb, ink, first, last, same, colour):
+            continue
+        lines.append(Line(first, last, start, end + 1, colour))
+    return lines
+
+
+def _in_a_wider_shape(rgb: np.ndarray, ink: np.ndarray, first: int, last: int, same: np.ndarray,
+                      colour: np.ndarray) -> bool:
+    """True when a third of the line's pixels have ink of its colour two rows away on either side.
+
+    That is a wick running into its body, or a column of volume bars, not a line:
+    a gridline has its colour beside it only where another line crosses it.
+    """
+    n = ink.shape[0]
+    beside = np.zeros_like(same)
+    for r in (first - 2, last + 2):
+        if 0 <= r < n:
+            beside |= ink[r] & (colour_distance(rgb[r], colour) <= GRID_DELTA)
+    return bool(same.sum()) and (beside & same).sum() > same.sum() / 3
+
+
+def _blend(rgb: np.ndarray, line: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(is the line's colour or an anti-aliased mix of it with the background, share of line colour)."""
+    axis = (line - background).astype(float)
+    norm = float(axis @ axis) or 1.0
+    t = np.clip(((rgb - background).astype(float) @ axis) / norm, 0.0, 1.0)
+    mix = background + t[..., None] * axis
+    return np.abs(rgb - mix).max(axis=-1) <= GRID_DELTA, t
+
+
+def _blend_of(rgb: np.ndarray, line: np.ndarray, background: np.ndarray) -> np.ndarray:
+    return _blend(rgb, line, background)[0]
+
+
+def erase_rows(rgb: np.ndarray, ink: np.ndarray, lines: list[Line], background: np.ndarray) -> None:
+    """Remove horizontal lines from ``ink`` in place, keeping what crosses them."""
+    h = ink.shape[0]
+    for line in lines:
+        a, b = max(0, line.first - 1), min(h, line.last + 2)
+        above, below = ink[max(0, a - 1)], ink[min(h - 1, b)]
+        other = ~_blend_of(rgb[a:b], line.colour, background)
+        ink[a:b] = (ink[a:b] & other) | (above & below)[None, :]
+
+
+def erase_cols(rgb: np.ndarray, ink: np.ndarray, lines: list[Line], background: np.ndarray) -> None:
+    """Remove vertical lines from ``ink`` in place, keeping pixels of another colour (wicks)
+    and bodies drawn over it (ink right beside it on the same row)."""
+    w = ink.shape[1]
+    for line in lines:
+        a, b = max(0, line.first - 1), min(w, line.last + 2)
+        left, right = ink[:, max(0, a - 1)], ink[:, min(w - 1, b)]
+        blend, t = _blend(rgb[:, a:b], line.colour, background)
+        # a thin line is solid in one column per row; a body of its colour fills several
+        body = ((blend & (t >= 0.8)).sum(axis=1) >= line.last - line.first + 2) | left | right
+        ink[:, a:b] = (ink[:, a:b] & ~blend) | (ink[:, a:b] & body[:, None])
+
+
+def clean_ink(rgb: np.ndarray, ink: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, list[Line], list[Line]]:
+    """(ink without spines and gridlines, horizontal lines, vertical lines)."""
+    ink = ink.copy()
+    cols = _find_lines(np.swapaxes(rgb, 0, 1), ink.T, 0.3)
+    erase_cols(rgb, ink, cols, background)
+    rows = _find_lines(rgb, ink, 0.3)
+    erase_rows(rgb, ink, rows, background)
+    return ink, rows, cols
+
+
+def hysteresis(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
+    """``weak`` pixels in vertical runs that contain a ``strong`` one (plus every strong one)."""
+    mask = (weak | strong).T  # one row per image column
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 1), dtype=bool)
+    padded[:, :-1] = mask
+    flat = padded.ravel()
+    starts = flat & ~np.r_[False, flat[:-1]]
+    ids = np.cumsum(starts) * flat
+    strong_flat = np.zeros_like(padded)
+    strong_flat[:, :-1] = strong.T
+    has_strong = np.zeros(int(ids.max()) + 1, dtype=bool)
+    has_strong[ids[strong_flat.ravel()]] = True
+    has_strong[0] = False
+    keep = has_strong[ids].reshape(padded.shape)[:, :-1]
+    return keep.T
+
+
+def plot_mask(ink: np.ndarray) -> np.ndarray:
+    """The plot's background rectangle (a coloured plot on a white figure): outside it is not read."""
+    plain = ~ink
+    cols = np.flatnonzero(plain.mean(axis=0) >= 0.3)
+    rows = np.flatnonzero(plain.mean(axis=1) >= 0.3)
+    mask = np.zeros_like(ink)
+    if cols.size == 0 or rows.size == 0:
+        mask[:] = True
+    else:
+        mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = True
+    return mask

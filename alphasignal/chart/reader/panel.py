@@ -1,0 +1,185 @@
+"""The price panel: where the candles are, without titles, labels or the volume panel.
+
+Spines or gridlines give the panel's extent when there are any (the median extent
+of horizontal lines, the longest reach of vertical ones). Otherwise the rows are
+split into bands at blank rows; the band with the most ink that is not a volume
+panel (bars standing on one baseline) sets the candle grid, and neighbouring
+bands whose ink sits on that grid join it (prices that gap and never return).
+A volume panel below the candles is cut off at the blank rows above its bars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .candles import Slots, find_slots
+from .lines import Line, groups
+
+
+@dataclass(frozen=True)
+class Panel:
+    top: int
+    bottom: int  # exclusive
+    left: int
+    right: int  # exclusive
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+
+def find_panel(ink: np.ndarray, rows: list[Line], cols: list[Line]) -> Panel:
+    """The price panel; see the module docstring."""
+    h, w = ink.shape
+    left, right = _horizontal_extent(rows, w)
+    top, bottom = _vertical_extent(cols, h)
+    if right - left < 0.2 * w:
+        left, right = 0, w
+    if bottom - top < 0.2 * h:
+        top, bottom = 0, h
+    if not cols:  # nothing marks the panel's height: the bands of ink that hold candles
+        top, bottom = _candle_bands(ink[top:bottom, left:right], top, bottom)
+    bottom = _above_volume(ink[:, left:right], top, bottom)
+    inset = 3 if rows else 0  # keep the spines' anti-aliased edges out
+    return Panel(max(0, top - 1), min(h, bottom + 1), left + inset, max(left + inset + 1, right - inset))
+
+
+def _horizontal_extent(rows: list[Line], w: int) -> tuple[int, int]:
+    """Gridlines span the panel: the median extent of the long ones (a label can extend one)."""
+    if not rows:
+        return 0, w
+    lengths = np.array([l.end - l.start for l in rows])
+    long = [l for l, n in zip(rows, lengths) if n >= 0.7 * np.median(lengths)]
+    return int(np.median([l.start for l in long])), int(np.median([l.end for l in long]))
+
+
+def _vertical_extent(cols: list[Line], h: int) -> tuple[int, int]:
+    """Vertical lines (spines, gridlines hidden behind candles in places): the longest reach."""
+    if not cols:
+        return 0, h
+    longest = max(l.end - l.start for l in cols)
+    long = [l for l in cols if l.end - l.start >= 0.7 * longest]
+    return min(l.start for l in long), max(l.end for l in long)
+
+
+def _candle_bands(ink: np.ndarray, top: int, bottom: int) -> tuple[int, int]:
+    """Rows of the run of bands (split by >= 6 blank rows) holding candles on one grid.
+
+    The band with the most ink (not a volume panel, whose bars stand on one
+    baseline) sets the grid; then, within the grid's columns only (axis labels
+    beside the plot would split the bands), a neighbouring band joins when its ink
+    sits on that grid (prices that gap and never come back). A title, the date
+    labels or a volume panel do not, and end the run.
+    """
+    bands, volume, main = _bands(ink)
+    if not bands:
+        return top, bottom
+    grid = find_slots(ink[bands[main][0] : bands[main][1] + 1])
+    if grid is None:
+        return top + bands[main][0], top + bands[main][1] + 1
+    a, b = _grid_columns(ink.sum(axis=0).astype(float), grid)
+    inner = ink[:, a:b]
+    bands, volume, main = _bands(inner)
+    grid = Slots(grid.x0 - a, grid.spacing, grid.centres - a, grid.residual, grid.block_share)
+    first = last = main
+    while first > 0 and not volume[first - 1] and _on_grid(inner, bands[first - 1], grid):
+        first -= 1
+    while last < len(bands) - 1 and not volume[last + 1] and _on_grid(inner, bands[last + 1], grid):
+        last += 1
+    return top + bands[first][0], top + bands[last][1] + 1
+
+
+def _grid_columns(profile: np.ndarray, grid: Slots) -> tuple[int, int]:
+    """Columns of the candle grid extended both ways while its slots hold ink (in any band)."""
+    def occupied(x: float) -> bool:
+        a, b = int(round(x - 0.3 * grid.spacing)), int(round(x + 0.3 * grid.spacing)) + 1
+        return 0 <= a and b <= profile.size and profile[a:b].sum() > 0
+
+    first, last = float(grid.centres[0]), float(grid.centres[-1])
+    while occupied(first - grid.spacing):
+        first -= grid.spacing
+    while occupied(last + grid.spacing):
+        last += grid.spacing
+    half = 0.5 * grid.spacing
+    return max(0, int(first - half)), min(profile.size, int(last + half) + 1)
+
+
+def _bands(ink: np.ndarray) -> tuple[list[tuple[int, int]], list[bool], int]:
+    """(bands of rows split by >= 6 blank rows, which are volume panels, the main band's index)."""
+    bands, volume = [], []
+    for a, b in groups(np.flatnonzero(ink.any(axis=1)), gap=6):
+        if not _bottom_aligned(ink[a : b + 1]):
+            bands.append((a, b))
+            volume.append(False)
+            continue
+        cut = _above_volume(ink, a, b + 1)  # candles right above the volume bars: split them off
+        if cut > b:  # no split found: not only bars
+            bands.append((a, b))
+            volume.append(False)
+            continue
+        if a + 10 < cut:  # candles above the bars
+            bands.append((a, cut - 1))
+            volume.append(False)
+        bands.append((max(a, cut), b))
+        volume.append(True)
+    if not bands:
+        return [], [], 0
+    mass = ink.sum(axis=1)
+    candidates = [i for i in range(len(bands)) if not volume[i]] or list(range(len(bands)))
+    main = max(candidates, key=lambda i: mass[bands[i][0] : bands[i][1] + 1].sum())
+    return bands, volume, main
+
+
+def _on_grid(ink: np.ndarray, band: tuple[int, int], grid: Slots) -> bool:
+    """True when the band's ink sits on the candle grid: 80 % of it within 0.3 spacing of a slot."""
+    profile = ink[band[0] : band[1] + 1].sum(axis=0).astype(float)
+    if profile.sum() == 0:
+        return False
+    phase = (np.arange(profile.size) - grid.x0) / grid.spacing
+    near = np.abs(phase - np.round(phase)) <= 0.3
+    slots = np.unique(np.round(phase[profile > 0]))
+    return slots.size >= 2 and profile[near].sum() >= 0.8 * profile.sum()
+
+
+def _above_volume(ink: np.ndarray, top: int, bottom: int) -> int:
+    """The bottom of the price panel: above a volume panel (bars standing on one baseline) if any."""
+    part = ink[top:bottom]
+    inked = part.any(axis=0)
+    if inked.sum() < 10:
+        return bottom
+    ends = part & ~np.vstack([part[1:], np.zeros((1, part.shape[1]), dtype=bool)])
+    baseline = int(np.argmax(ends.sum(axis=1)))
+    standing = inked & ends[max(0, baseline - 1) : baseline + 2].any(axis=0)
+    if standing[inked].mean() < 0.6:
+        return bottom
+    tops = []
+    for c in np.flatnonzero(standing):
+        column = part[: baseline + 1, c]
+        empty = np.flatnonzero(~column)
+        tops.append(int(empty[-1]) + 1 if empty.size else 0)
+    tall = [t for t in tops if t < baseline - 2]
+    if not tall or baseline - np.median(tops) < 3:  # a line along the bottom, not bars standing on it
+        return bottom
+    vol_top = min(tall)
+    if vol_top <= 2:  # nothing above the bars: a volume panel alone
+        return top
+    blank = np.flatnonzero(~part[:vol_top].any(axis=1))
+    return top + int(blank[-1]) if blank.size else bottom
+
+
+def _bottom_aligned(band: np.ndarray) -> bool:
+    """True for a volume panel: across the plot, most inked columns have a run of ink ending on one
+    row (the baseline), whatever lies below it (tick marks, date labels)."""
+    inked = band.any(axis=0)
+    cols = np.flatnonzero(inked)
+    if cols.size < 10 or cols[-1] - cols[0] < 0.5 * band.shape[1]:
+        return False
+    ends = band & ~np.vstack([band[1:], np.zeros((1, band.shape[1]), dtype=bool)])
+    row = int(np.argmax(ends.sum(axis=1)))
+    return bool(ends[max(0, row - 1) : row + 2].any(axis=0)[inked].mean() > 0.6)
