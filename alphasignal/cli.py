@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--config", type=Path, metavar="TOML", help="settings file (default ./alphasignal.toml)")
     es.add_argument("--save", action="store_true", help="also write metrics.json beside the weights")
     es.add_argument("--json", action="store_true")
+
+    from .cli_data import add_parsers
+
+    add_parsers(sub, bsub, esub)
     return parser
 
 
@@ -197,6 +201,10 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench_command == "dataset":
+        from .cli_data import cmd_bench_dataset
+
+        return cmd_bench_dataset(args)
     from .bench import run_pipeline_bench
 
     return run_pipeline_bench(args)
@@ -268,6 +276,10 @@ def _sentiment_line(row: dict) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.eval_command == "chart-reader":
+        from .cli_data import cmd_eval_reader
+
+        return cmd_eval_reader(args)
     from .news.train import METRICS_FILE
 
     if args.backend == "builtin":
@@ -304,7 +316,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 COMMANDS = {
     "analyze": cmd_analyze, "config": cmd_config, "backends": cmd_backends,
     "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval, "sentiment": cmd_sentiment,
+    "dataset": lambda args: _data_command("cmd_dataset", args),
+    "chart": lambda args: _data_command("cmd_chart", args),
 }
+
+
+def _data_command(name: str, args: argparse.Namespace) -> int:
+    from . import cli_data
+
+    return getattr(cli_data, name)(args)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
