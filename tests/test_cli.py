@@ -130,8 +130,10 @@ def test_builtin_reads_a_bare_chart_image(capsys):
     assert code == 0, stderr
     decision = TradingDecision.model_validate_json(stdout)
     assert decision.meta.data_source == "image" and decision.vlm_signal is not None
-    if decision.vlm_signal.entry_price is not None:  # axis read: levels inside the chart's price range
-        assert 145 < decision.vlm_signal.entry_price < 185
+    # the axis is read by OCR, so the levels are real prices inside the chart's range (CSV path: 178.46)
+    assert decision.vlm_signal.indicators.last_close == pytest.approx(178.46, rel=0.01)
+    if decision.vlm_signal.action != "HOLD":
+        assert 145 < decision.vlm_signal.stop_loss and decision.vlm_signal.take_profit < 190
 
 
 def test_unknown_backend_is_a_usage_error(capsys):
