@@ -51,8 +51,8 @@ def render_chart(
     data = _window(df, bars)
     averages = _moving_averages(df, data.index, mav)
     show_volume = bool(volume) and bool((data["Volume"] > 0).any())
-    mpf, plt = _import_plotting()
-    mpf_style = _style(mpf, style)
+    mpf, plt = import_plotting()
+    mpf_style = style_for(mpf, style)
     with _LOCK, plt.rc_context():  # mplfinance writes the style into the global rcParams
         before = set(plt.get_fignums())
         try:
@@ -90,7 +90,7 @@ def save_chart(df: pd.DataFrame, path: Union[str, Path], **kw: Any) -> Path:
     return target
 
 
-def _import_plotting() -> tuple[Any, Any]:
+def import_plotting() -> tuple[Any, Any]:
     import matplotlib
 
     # Choose Agg only when pyplot is not loaded yet: switching later would close
@@ -114,7 +114,7 @@ def _check_options(bars: int, width: int, height: int, mav: tuple[int, ...]) -> 
         raise ConfigError(f"mav must be up to {len(_MAV_COLORS)} integer periods >= 2, got {mav!r}")
 
 
-def _style(mpf: Any, name: str) -> dict[str, Any]:
+def style_for(mpf: Any, name: str) -> dict[str, Any]:
     """The named mplfinance style with font weights matplotlib's bundled fonts have.
 
     Some styles ask for 'medium'/'semibold' text; DejaVu Sans has only regular and

@@ -77,10 +77,10 @@ class Template:
     def build(cls, spec: RenderSpec, style: str, bars: int, volume: bool, title: bool) -> "Template":
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-        from ..chart.render import _import_plotting, _style
+        from ..chart.render import import_plotting, style_for
 
-        mpf, plt = _import_plotting()
-        mpf_style = _style(mpf, style)
+        mpf, plt = import_plotting()
+        mpf_style = style_for(mpf, style)
         widths: dict[str, float] = {}
         extra: dict[str, Any] = {"title": "X"} if title else {}
         if spec.mav:

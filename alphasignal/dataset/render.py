@@ -74,11 +74,11 @@ def series_overlays(ohlcv: np.ndarray, spec: RenderSpec) -> dict[str, np.ndarray
 
 def check_styles(styles: tuple[str, ...]) -> None:
     """ConfigError (with a did-you-mean) for a style mplfinance does not have."""
-    from ..chart.render import _import_plotting, _style
+    from ..chart.render import import_plotting, style_for
 
-    mpf, _ = _import_plotting()
+    mpf, _ = import_plotting()
     for name in styles:
-        _style(mpf, name)
+        style_for(mpf, name)
 
 
 class ChartRenderer:

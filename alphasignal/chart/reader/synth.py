@@ -73,10 +73,10 @@ def render(
                             mpf.make_addplot(mid - 2 * sd, color="#9467bd", width=0.8)]
     if mav:
         extra["mav"] = mav
-    from ..render import _style
+    from ..render import style_for
 
     with _LOCK, plt.rc_context():
-        fig, axes = mpf.plot(data, type="candle", style=_style(mpf, style), volume=volume and bool((data["Volume"] > 0).any()),
+        fig, axes = mpf.plot(data, type="candle", style=style_for(mpf, style), volume=volume and bool((data["Volume"] > 0).any()),
                              figsize=(width / DPI, height / DPI), returnfig=True, closefig=False,
                              warn_too_much_data=len(data) + 1, **extra)
         try:
@@ -215,13 +215,13 @@ def _noise(rng: np.random.Generator) -> dict[str, bytes]:
 
 def _line_price_charts(df: pd.DataFrame) -> dict[str, bytes]:
     mpf, plt = _plotting()
-    from ..render import _style
+    from ..render import style_for
 
     out = {}
     data = df[["open", "high", "low", "close", "volume"]].rename(columns=str.capitalize)
     for style in ("charles", "yahoo", "nightclouds"):
         with _LOCK, plt.rc_context():
-            fig, _ = mpf.plot(data, type="line", style=_style(mpf, style), volume=True, figsize=(8, 6),
+            fig, _ = mpf.plot(data, type="line", style=style_for(mpf, style), volume=True, figsize=(8, 6),
                               returnfig=True, closefig=False, warn_too_much_data=len(data) + 1)
             try:
                 buf = io.BytesIO()
