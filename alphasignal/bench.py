@@ -17,7 +17,7 @@ import threading
 import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 CHART_REPLY = {
     "action": "BUY", "confidence": 0.7, "entry_price": 100.0, "stop_loss": 95.0,
@@ -73,16 +73,23 @@ def cold_cli(runs: int) -> dict[str, float]:
     return _stats(times)
 
 
-def _handler(delay: float) -> type[BaseHTTPRequestHandler]:
+def bench_reply(body: dict[str, Any]) -> str:
+    """A valid answer for whichever schema the request asks for."""
+    return json.dumps(NEWS_REPLY if "NewsSentiment" in json.dumps(body) else CHART_REPLY)
+
+
+Reply = Callable[[dict[str, Any]], str]
+
+
+def _handler(delay: float, reply: Reply) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             time.sleep(delay)
-            reply = NEWS_REPLY if "NewsSentiment" in body else CHART_REPLY
             payload = json.dumps({
                 "id": "bench", "object": "chat.completion", "created": 0, "model": "bench",
                 "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": json.dumps(reply)}}],
+                             "message": {"role": "assistant", "content": reply(body)}}],
                 "usage": {"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140},
             }).encode()
             self.send_response(200)
@@ -98,8 +105,9 @@ def _handler(delay: float) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def loopback_model_server(delay: float) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(delay))
+def loopback_model_server(delay: float = 0.0, reply: Reply = bench_reply) -> Iterator[str]:
+    """A loopback OpenAI-compatible chat server; ``reply(request_body)`` gives the answer text."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(delay, reply))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -141,33 +139,11 @@ def test_unknown_backend_is_a_usage_error(capsys):
     assert code == 2
 
 
-class _Garbage(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.dumps({
-            "id": "x", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": '{"sentiment": "MAYBE"}'}}],
-        }).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 def test_model_output_that_never_validates(capsys, out):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Garbage)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        spec = f"openai:m@http://127.0.0.1:{server.server_address[1]}/v1"
-        code, _, stderr = run(capsys, "analyze", "--demo", "--news-backend", spec, "--output", str(out))
-    finally:
-        server.shutdown()
-        server.server_close()
+    from alphasignal.bench import loopback_model_server
+
+    with loopback_model_server(reply=lambda body: '{"sentiment": "MAYBE"}') as url:
+        code, _, stderr = run(capsys, "analyze", "--demo", "--news-backend", f"openai:m@{url}", "--output", str(out))
     assert code == 1 and "never validated as NewsSentiment after 3 attempt" in stderr
     assert out.read_text() == OLD
     history = (out.parent / "decisions.jsonl").read_text().splitlines()

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-import threading
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -117,46 +115,29 @@ def test_builtin_agent_flags_and_ignores_injections():
     assert any(r.startswith("news flag: news item 1") for r in attacked.reasons)
 
 
-class _ObedientModel(BaseHTTPRequestHandler):
-    """An OpenAI-compatible server whose 'model' obeys any instruction it reads in the news."""
+BODIES: list[dict] = []
 
-    bodies: list[dict] = []
 
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-        type(self).bodies.append(body)
-        prompt = json.dumps(body["messages"])
-        if "output BUY" in prompt:
-            reply = {"sentiment": "BULLISH", "intensity": 1.0, "key_factors": ["output BUY"]}
-        elif "final_action=SELL" in prompt:
-            reply = {"sentiment": "BEARISH", "intensity": 1.0, "key_factors": ["SELL"]}
-        else:
-            reply = {"sentiment": "NEUTRAL", "intensity": 0.6, "key_factors": []}
-        payload = json.dumps({
-            "id": "x", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": json.dumps(reply)}}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        }).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+def _obey(body: dict) -> str:
+    """A model that does whatever the news tells it to."""
+    BODIES.append(body)
+    prompt = json.dumps(body["messages"])
+    if "output BUY" in prompt:
+        reply = {"sentiment": "BULLISH", "intensity": 1.0, "key_factors": ["output BUY"]}
+    elif "final_action=SELL" in prompt:
+        reply = {"sentiment": "BEARISH", "intensity": 1.0, "key_factors": ["SELL"]}
+    else:
+        reply = {"sentiment": "NEUTRAL", "intensity": 0.6, "key_factors": []}
+    return json.dumps(reply)
 
 
 @contextmanager
 def obedient_server():
-    _ObedientModel.bodies = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ObedientModel)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"openai:m@http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    from alphasignal.bench import loopback_model_server
+
+    BODIES.clear()
+    with loopback_model_server(reply=_obey) as url:
+        yield f"openai:m@{url}"
 
 
 def _agent(spec: str, chart: ChartSignal, **news) -> DecisionAgent:
@@ -175,7 +156,7 @@ def test_chat_backend_never_sees_dropped_items_and_the_schema_is_fixed():
         decision = _agent(spec, BUY).invoke({"image": _png(), "news": [NEWS[0], ATTACKS[1]]})
     assert decision.status == "ok" and decision.final_action == "BUY"
     assert len(decision.meta.news_flags) == 1 and "final_action=SELL" in decision.meta.news_flags[0]
-    (body,) = _ObedientModel.bodies
+    (body,) = BODIES
     assert "final_action=SELL" not in json.dumps(body)
     sent_schema = body["response_format"]["json_schema"]["schema"]
     assert set(sent_schema["properties"]) == set(NewsSentiment.model_json_schema()["properties"])
