@@ -16,7 +16,11 @@ rest of the package.
     │   ├── CapabilityError        backend cannot do this (e.g. builtin on a bare image)
     │   └── StructuredOutputError  model output never validated (carries the raw output)
     ├── BranchTimeout              a branch ran past its time limit
-    └── OutputError                decision file could not be written / lock not acquired
+    ├── OutputError                decision file could not be written / lock not acquired
+    └── ModelPipelineError         fine-tuning, export or serving could not proceed
+        ├── TrainingError          no GPU / no base weights / bad dataset / extra not installed
+        ├── ExportError            merge, GGUF conversion or quantization failed
+        └── ServeError             server would not start or never became healthy
 """
 
 from __future__ import annotations
@@ -85,3 +89,19 @@ class BranchTimeout(AlphaSignalError):
 
 class OutputError(AlphaSignalError):
     """The decision could not be written."""
+
+
+class ModelPipelineError(AlphaSignalError):
+    """Fine-tuning, exporting or serving a model could not proceed."""
+
+
+class TrainingError(ModelPipelineError):
+    """Training cannot start or failed (no GPU, no base weights, unusable dataset, missing extra)."""
+
+
+class ExportError(ModelPipelineError):
+    """Merging, converting to GGUF or quantizing failed."""
+
+
+class ServeError(ModelPipelineError):
+    """A model server could not be started or never became healthy."""

@@ -28,7 +28,7 @@ LAYERS = {
     "errors": 0, "schemas": 0, "config": 1, "inputs": 1,
     "backends": 2, "chains": 2, "chart": 2, "news": 2, "dataset": 2,
     "agent": 3, "finetune": 3,
-    "cli": 4, "cli_data": 4, "serve": 4, "bench": 4, "render_text": 1, "__init__": 4, "__main__": 5,
+    "cli": 4, "cli_data": 4, "cli_finetune": 4, "cli_export": 4, "cli_serve": 4, "serve": 4, "bench": 4, "render_text": 1, "__init__": 4, "__main__": 5,
 }
 
 
