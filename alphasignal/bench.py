@@ -132,9 +132,11 @@ def concurrency(delay: float, runs: int = 5) -> dict[str, float]:
             if not decision.ok:
                 raise RuntimeError(f"concurrency run failed: {decision.reasons}")
             ms = decision.meta.latency_ms
-            walls.append(ms["total"])
+            # the chart guard reads the image before the branches start; the overlap is what follows
+            wall = ms["total"] - ms.get("chart_read", 0.0)
+            walls.append(wall)
             slowest.append(max(ms["chart"], ms["news"]))
-            ratios.append(ms["total"] / max(ms["chart"], ms["news"]))
+            ratios.append(wall / max(ms["chart"], ms["news"]))
         # the first run pays for client construction and imports
         return {
             "delay_ms": delay * 1000,

@@ -99,9 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--save", action="store_true", help="also write metrics.json beside the weights")
     es.add_argument("--json", action="store_true")
 
-    from .cli_data import add_parsers
+    from . import cli_data, cli_export, cli_finetune, cli_serve
 
-    add_parsers(sub, bsub, esub)
+    cli_data.add_parsers(sub, bsub, esub)
+    for module in (cli_finetune, cli_export, cli_serve):
+        module.add_parsers(sub)
     return parser
 
 
@@ -318,7 +320,16 @@ COMMANDS = {
     "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval, "sentiment": cmd_sentiment,
     "dataset": lambda args: _data_command("cmd_dataset", args),
     "chart": lambda args: _data_command("cmd_chart", args),
+    "finetune": lambda args: _model_command("cli_finetune", args),
+    "export": lambda args: _model_command("cli_export", args),
+    "serve": lambda args: _model_command("cli_serve", args),
 }
+
+
+def _model_command(module: str, args: argparse.Namespace) -> int:
+    import importlib
+
+    return importlib.import_module(f".{module}", __package__).run(args)
 
 
 def _data_command(name: str, args: argparse.Namespace) -> int:

@@ -33,7 +33,13 @@ class _Section(BaseModel):
 
 
 class PipelineConfig(_Section):
-    """How a decision is made: which backends, weights, limits, retries."""
+    """How a decision is made: which backends, weights, limits, retries.
+
+    A chart image that comes without prices is read once by the chart reader before
+    any chart backend is called: below ``guard_threshold`` it is refused with
+    ``NotAChartError`` (0 turns the guard off), and with ``chart_grounding`` a vision
+    backend's answer is checked against that reading.
+    """
 
     chart_backend: str = Field("builtin", description="provider:model for the chart branch")
     news_backend: str = Field("builtin", description="provider:model for the news branch")
@@ -54,7 +60,16 @@ class PipelineConfig(_Section):
     )
     lock_timeout_s: float = Field(60.0, ge=0, description="wait this long for an overlapping run")
     guard_threshold: float = Field(
-        0.5, ge=0, le=1, description="builtin chart reader: refuse images whose candlestick score is lower"
+        0.5,
+        ge=0,
+        le=1,
+        description="a bare chart image whose candlestick score (chart reader) is lower is refused before "
+        "any chart backend is called; 0 turns the guard off",
+    )
+    chart_grounding: bool = Field(
+        True,
+        description="check a vision backend's levels, patterns and trend against the chart reader; "
+        "disagreements go to meta.chart_grounding and lower the chart confidence",
     )
 
     @model_validator(mode="after")
@@ -225,16 +240,58 @@ class DatasetConfig(_Section):
 
 
 class TrainingConfig(_Section):
-    base_model: str = "unsloth/Qwen2.5-VL-3B-Instruct"
-    lora_r: int = 16
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    learning_rate: float = 2e-4
-    epochs: int = 1
-    batch_size: int = 2
-    grad_accum: int = 4
-    max_image_pixels: int = 512 * 512
-    output_dir: Path = Path("models")
+    """LoRA fine-tuning of the chart VLM (``alphasignal finetune train`` reads this section; its flags override it).
+
+    ``method`` picks the path: ``unsloth`` is QLoRA with Unsloth on a CUDA GPU (4-bit base,
+    the ``finetune`` extra); ``cpu`` is the same LoRA recipe with transformers + peft + TRL
+    in full precision on the CPU (for the tiny model built by ``finetune init-tiny``, and to
+    check a setup end to end); ``auto`` takes ``unsloth`` when CUDA is available, else ``cpu``.
+    ``base_model`` is a local checkpoint folder or a hub id already in the local Hugging Face
+    cache: weights are never downloaded. ``dataset`` is a folder built by ``alphasignal
+    dataset build``: its ``train`` split trains, its ``val`` split (when not empty) gives
+    ``eval_loss``. A run writes ``<output_dir>/<run_name>/`` (``adapter/``,
+    ``checkpoints/``, ``summary.json``, ``loss.png``); ``run_name`` defaults to the base
+    model's name plus a timestamp. ``max_steps`` (when set) overrides ``epochs``.
+    LoRA goes on the ``target_modules`` projections of the language model, and also on
+    the vision tower's attention and MLP layers with ``finetune_vision_layers``.
+    ``resume`` continues the run from its latest checkpoint (an error when it has none).
+    """
+
+    method: Literal["auto", "unsloth", "cpu"] = Field("auto", description="auto: unsloth with CUDA, else cpu")
+    base_model: str = Field(
+        "unsloth/Qwen2.5-VL-3B-Instruct", description="local checkpoint folder, or a hub id in the local HF cache"
+    )
+    dataset: Path = Field(Path("dataset"), description="folder built by `alphasignal dataset build`")
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: tuple[str, ...] = Field(
+        ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        description="language-model projections that get LoRA (attention + MLP)",
+    )
+    finetune_vision_layers: bool = Field(False, description="also put LoRA on the vision tower's layers")
+    learning_rate: float = Field(2e-4, gt=0)
+    epochs: float = Field(1, gt=0, description="passes over the train split (ignored when max_steps is set)")
+    max_steps: Optional[int] = Field(None, ge=1, description="optimizer steps; overrides epochs")
+    batch_size: int = Field(2, ge=1, description="per-device batch size")
+    grad_accum: int = Field(4, ge=1, description="gradient accumulation steps")
+    max_image_pixels: int = Field(512 * 512, ge=64 * 64, description="images are shrunk to at most this many pixels")
+    max_seq_length: int = Field(2048, ge=64, description="tokens per sample (image tokens included)")
+    save_steps: int = Field(50, ge=1, description="checkpoint (and val loss) every N steps")
+    save_total_limit: Optional[int] = Field(2, ge=1, description="checkpoints kept (None: all)")
+    logging_steps: int = Field(1, ge=1, description="record the train loss every N steps")
+    seed: int = Field(3407)
+    run_name: Optional[str] = Field(None, description="run folder name (default: base name + timestamp)")
+    resume: bool = Field(False, description="continue the run from its latest checkpoint")
+    output_dir: Path = Field(Path("models"), description="runs are written under this folder")
+
+    @model_validator(mode="after")
+    def _valid(self) -> "TrainingConfig":
+        if not self.target_modules:
+            raise ValueError("target_modules must name at least one layer")
+        if self.run_name is not None and (not self.run_name.strip() or "/" in self.run_name or "\\" in self.run_name):
+            raise ValueError("run_name must be a plain folder name")
+        return self
 
 
 class ServingConfig(_Section):

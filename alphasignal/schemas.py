@@ -168,12 +168,22 @@ class DecisionMeta(_Strict):
         None, description="chart and news point the same way; None when a branch is missing"
     )
     weights: dict[str, float] = Field(default_factory=dict)
-    latency_ms: dict[str, float] = Field(default_factory=dict, description="per branch and total")
+    latency_ms: dict[str, float] = Field(
+        default_factory=dict, description="per branch, chart_read (the guard's reading of a bare image) and total"
+    )
     tokens: dict[str, TokenUsage] = Field(default_factory=dict, description="per branch")
     attempts: dict[str, int] = Field(default_factory=dict, description="model calls per branch")
     ticker: Optional[str] = None
     data_source: Optional[str] = Field(None, description="demo, csv, ticker or image")
     image_sha256: Optional[str] = None
+    chart_guard_score: Optional[float] = Field(
+        None, ge=0.0, le=1.0, description="how much the bare image looks like a candlestick chart; None when not read"
+    )
+    chart_grounding: list[str] = Field(
+        default_factory=list,
+        description="where a vision backend's chart answer disagrees with the chart reader's reading of the "
+        "same image (each lowered its confidence), or why it was not checked",
+    )
     news_count: int = 0
     news_items: list[NewsItemMeta] = Field(default_factory=list, description="the news items used, in order")
     news_agreement: Optional[float] = Field(

@@ -1,10 +1,11 @@
 """The graph with fake backends: concurrency, timeouts, failures, the Runnable surface."""
 
 import asyncio
-import io
+from functools import lru_cache
 
+import numpy as np
+import pandas as pd
 import pytest
-from PIL import Image
 
 from alphasignal.agent.graph import DecisionAgent
 from alphasignal.config import Settings
@@ -14,10 +15,25 @@ from alphasignal.schemas import TradingDecision
 from .fakes import FakeBackend, unavailable
 
 
+@lru_cache(maxsize=1)
 def png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 32), "white").save(buf, format="PNG")
-    return buf.getvalue()
+    """A rendered candlestick chart the fakes' BUY (entry 100, stop 95, target 110, uptrend) agrees with.
+
+    A bare image is read and guarded before any backend runs, and a vision backend's
+    answer is grounded in that reading, so the chart must be real and must agree.
+    """
+    from alphasignal.chart.render import render_chart
+
+    n, rng = 60, np.random.default_rng(3)
+    close = np.linspace(88, 100, n) + rng.normal(0, 0.6, n)
+    close[-1] = 100.0
+    open_ = np.r_[close[0] - 0.5, close[:-1]]
+    high = np.maximum(open_, close) + rng.uniform(0.2, 1.0, n)
+    low = np.minimum(open_, close) - rng.uniform(0.2, 1.0, n)
+    high[40], low[5] = 110.5, 86.0  # the visible range takes in the target and the stop
+    index = pd.bdate_range("2024-01-01", periods=n, name="date")
+    frame = pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": 1e6}, index=index)
+    return render_chart(frame, bars=n, width=640, height=480, volume=False)
 
 
 def agent(chart=None, news=None, **pipeline):
@@ -35,7 +51,8 @@ def test_invoke_returns_a_trading_decision():
     assert (decision.entry_price, decision.stop_loss, decision.take_profit) == (100.0, 95.0, 110.0)
     assert decision.meta.signals_aligned is True
     assert decision.meta.news_count == 1 and decision.meta.image_sha256
-    assert set(decision.meta.latency_ms) == {"chart", "news", "total"}
+    assert set(decision.meta.latency_ms) == {"chart", "news", "chart_read", "total"}
+    assert decision.meta.chart_guard_score >= 0.5 and decision.meta.chart_grounding == []
 
 
 async def test_ainvoke_batch_and_abatch():
@@ -57,8 +74,8 @@ def test_branches_run_concurrently(blocking):
     decision = a.invoke(REQUEST)
     ms = decision.meta.latency_ms
     assert ms["chart"] >= 400 and ms["news"] >= 400
-    # sequential would be >= 800 ms; concurrent is the slowest branch plus overhead
-    assert ms["total"] < 1.5 * max(ms["chart"], ms["news"])
+    # sequential would be >= 800 ms; concurrent is the slowest branch plus overhead (the image is read before)
+    assert ms["total"] - ms["chart_read"] < 1.5 * max(ms["chart"], ms["news"])
 
 
 def test_branch_timeout_is_a_failed_decision_not_a_hold():

@@ -6,6 +6,12 @@ concurrently, each under its own timeout and with a callback handler that
 records latency, model calls and tokens. A branch that fails does not turn into
 a HOLD: the decision comes back with ``status="failed"``, ``final_action="ABSTAIN"``
 and the reason in ``errors``.
+
+A chart image without prices is read once while the input is prepared (the guard
+refuses what is not a candlestick chart before any model runs, see ``inputs``).
+The builtin backend answers from that reading; a vision backend's answer is
+checked against it (``ground_signal``): each disagreement lowers the chart
+confidence the merge uses and is listed in ``meta.chart_grounding``.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableParallel
@@ -23,11 +29,17 @@ from langchain_core.runnables.config import merge_configs
 
 from .. import __version__
 from ..backends.base import Backend, get_backend
+from ..backends.builtin import BuiltinBackend
 from ..chains.merge import merge_signals
 from ..config import Settings, load_settings
 from ..errors import AlphaSignalError, BranchTimeout
-from ..schemas import BranchFailure, DecisionMeta, TokenUsage, TradingDecision, utcnow
+from ..schemas import BranchFailure, ChartSignal, DecisionMeta, TokenUsage, TradingDecision, utcnow
 from .inputs import AgentRequest, Prepared, prepare
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..chart.reader.read import ChartReading
+
+BranchCall = Callable[[Any, RunnableConfig], Awaitable[Any]]
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +76,17 @@ class BranchOutcome:
     metrics: BranchMetrics = field(default_factory=BranchMetrics)
 
 
-async def run_branch(name: str, backend: Backend, payload: Any, timeout: float, config: RunnableConfig) -> BranchOutcome:
-    """Run one branch under its timeout; errors become a BranchFailure, never a default answer."""
+async def run_branch(
+    name: str, backend: Backend, payload: Any, timeout: float, config: RunnableConfig,
+    call: Optional[BranchCall] = None,
+) -> BranchOutcome:
+    """Run one branch under its timeout; errors become a BranchFailure, never a default answer.
+
+    ``call`` replaces the backend's ``analyze_chart``/``analyze_news`` (same arguments).
+    """
     outcome = BranchOutcome(name=name)
     cfg = merge_configs(config, {"callbacks": [outcome.metrics], "run_name": f"{name}-branch"})
-    method = backend.analyze_chart if name == "chart" else backend.analyze_news
+    method = call or (backend.analyze_chart if name == "chart" else backend.analyze_news)
     start = perf_counter()
     try:
         outcome.value = await asyncio.wait_for(method(payload, cfg), timeout)
@@ -117,8 +135,16 @@ class DecisionAgent(Runnable[Any, TradingDecision]):
         return prepared, start
 
     async def _chart_branch(self, state: tuple[Prepared, float], config: RunnableConfig) -> BranchOutcome:
-        timeout = self.settings.pipeline.chart_timeout_s
-        return await run_branch("chart", self.chart_backend, state[0].chart, timeout, config)
+        prepared, timeout = state[0], self.settings.pipeline.chart_timeout_s
+        call = self._chart_call(prepared)
+        return await run_branch("chart", self.chart_backend, prepared.chart, timeout, config, call)
+
+    def _chart_call(self, prepared: Prepared) -> Optional[BranchCall]:
+        """The builtin backend answers from the reading made in ``prepare``: the image is not digitised twice."""
+        backend, reading = self.chart_backend, prepared.reading
+        if reading is None or not isinstance(backend, BuiltinBackend):
+            return None
+        return lambda chart, cfg: backend.analyze_reading(reading, cfg)
 
     async def _news_branch(self, state: tuple[Prepared, float], config: RunnableConfig) -> Optional[BranchOutcome]:
         if state[0].news is None:
@@ -165,6 +191,8 @@ class DecisionAgent(Runnable[Any, TradingDecision]):
 def _meta(agent: DecisionAgent, prepared: Prepared, chart: BranchOutcome, news: Optional[BranchOutcome], weights: dict, total_ms: float) -> DecisionMeta:
     branches = [b for b in (chart, news) if b is not None]
     latency = {b.name: b.latency_ms for b in branches}
+    if prepared.read_ms is not None:
+        latency["chart_read"] = prepared.read_ms
     latency["total"] = round(total_ms, 2)
     return DecisionMeta(
         vlm_model=chart.model or agent.chart_backend.model_name,
@@ -178,6 +206,7 @@ def _meta(agent: DecisionAgent, prepared: Prepared, chart: BranchOutcome, news: 
         ticker=prepared.chart.ticker,
         data_source=prepared.data_source,
         image_sha256=prepared.image_sha256,
+        chart_guard_score=prepared.reading.guard_score if prepared.reading is not None else None,
         news_count=len(prepared.news.items) if prepared.news else 0,
         news_items=list(prepared.news_items),
         news_agreement=getattr(news.value, "agreement", None) if news else None,
@@ -200,25 +229,70 @@ def build_decision(agent: DecisionAgent, prepared: Prepared, chart: BranchOutcom
             vlm_signal=chart.value, sentiment=news.value if news else None,
             reasons=reasons, errors=failures, meta=meta,
         )
+    signal, grounding = chart.value, []
+    if _grounds(agent, prepared):
+        signal, grounding = ground_signal(chart.value, prepared.reading)
     merged = merge_signals(
-        chart.value, news.value if news else None,
+        signal, news.value if news else None,
         chart_weight=pipeline.chart_weight, news_weight=pipeline.news_weight,
         min_confidence=pipeline.min_confidence,
         news_count=len(prepared.news.items) if prepared.news else 0,
     )
     meta = _meta(agent, prepared, chart, news, merged.weights, total_ms).model_copy(
-        update={"signals_aligned": merged.signals_aligned}
+        update={"signals_aligned": merged.signals_aligned, "chart_grounding": grounding}
     )
     trade = merged.action in ("BUY", "SELL")
-    signal = chart.value
     return TradingDecision(
         status="ok", final_action=merged.action, final_confidence=merged.confidence,
         entry_price=signal.entry_price if trade else None,
         stop_loss=signal.stop_loss if trade else None,
         take_profit=signal.take_profit if trade else None,
         vlm_signal=signal, sentiment=news.value if news else None,
-        reasons=merged.reasons + news_notes(prepared), meta=meta,
+        reasons=merged.reasons[:1] + _grounding_reason(chart.value, signal) + merged.reasons[1:] + news_notes(prepared),
+        meta=meta,
     )
+
+
+def _grounds(agent: DecisionAgent, prepared: Prepared) -> bool:
+    """A vision backend's answer is checked when the image was read (the builtin answer *is* the reading)."""
+    return (
+        prepared.reading is not None
+        and agent.settings.pipeline.chart_grounding
+        and not isinstance(agent.chart_backend, BuiltinBackend)
+    )
+
+
+def ground_signal(signal: ChartSignal, reading: "ChartReading") -> tuple[ChartSignal, list[str]]:
+    """(``signal`` with its confidence lowered per disagreement, the notes for ``meta.chart_grounding``).
+
+    The checks (``chart.reader.grounding``): levels inside the chart's visible prices
+    and near the last close, stop and target on their sides, named patterns present
+    on the last bars, trend not opposite. A reading without candles checks nothing
+    and says so in one note.
+    """
+    from ..chart.reader.grounding import ground_vlm_signal, grounded_confidence
+
+    if len(reading.bars) < 2 or reading.guard_score <= 0:
+        return signal, [
+            f"not checked: the chart reader could not digitise the image ({len(reading.bars)} candle-like "
+            f"bar(s), guard score {reading.guard_score:.2f})"
+        ]
+    notes = ground_vlm_signal(signal, reading)
+    if notes:
+        signal = signal.model_copy(update={"confidence": grounded_confidence(signal, notes)})
+    has_levels = signal.entry_price is not None or signal.stop_loss is not None or signal.take_profit is not None
+    if reading.prices is None and has_levels:
+        notes.append(f"price levels not checked: the chart's price axis was not read ({reading.axis_reason})")
+    return signal, notes
+
+
+def _grounding_reason(answered: ChartSignal, used: ChartSignal) -> list[str]:
+    if used.confidence == answered.confidence:
+        return []
+    return [
+        f"chart confidence lowered from {answered.confidence:.2f} to {used.confidence:.2f}: the chart model "
+        "disagrees with the chart's pixels (meta.chart_grounding)"
+    ]
 
 
 def news_notes(prepared: Prepared) -> list[str]:

@@ -4,6 +4,12 @@ Accepted keys (a dict or an ``AgentRequest``): ``image`` (path or bytes), ``news
 (a string or list of strings), ``news_file``, ``news_feeds`` (RSS/Atom URLs or files),
 ``csv``, ``ohlc`` (a DataFrame), ``ticker``, ``demo``. Bad input raises an
 ``InputError`` here, before any model runs.
+
+A chart image that comes without prices is read here once by the chart reader,
+whatever the chart backend: an image that is not a candlestick chart raises
+``NotAChartError`` (the guard, ``pipeline.guard_threshold``), and the reading
+travels on ``Prepared`` to the builtin backend and to the grounding of a vision
+backend's answer.
 """
 
 from __future__ import annotations
@@ -11,16 +17,21 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..backends.base import Backend
+from ..backends.builtin import BuiltinBackend, read_bare_chart
 from ..config import Settings
 from ..errors import InputError
 from ..inputs import load_image, read_news_file
 from ..news.collect import collect_news, feed_locations
 from ..schemas import ChartInput, NewsInput, NewsItemMeta
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..chart.reader.read import ChartReading
 
 
 class AgentRequest(BaseModel):
@@ -46,6 +57,8 @@ class Prepared:
     image_sha256: Optional[str]
     news_flags: tuple[str, ...] = field(default_factory=tuple)
     news_warnings: tuple[str, ...] = field(default_factory=tuple)
+    reading: Optional["ChartReading"] = None  # the chart reader's reading of a bare image
+    read_ms: Optional[float] = None  # how long that reading took
 
     @property
     def news_items(self) -> tuple[NewsItemMeta, ...]:
@@ -128,10 +141,28 @@ def prepare(value: Any, settings: Settings, chart_backend: Backend) -> Prepared:
     feeds = [req.news_feeds] if isinstance(req.news_feeds, str) else list(req.news_feeds or [])
     collected = collect_news(given, feed_locations(feeds, settings, req.ticker), settings, ticker=req.ticker)
     digest = hashlib.sha256(chart.image).hexdigest() if chart.image else None
+    start = perf_counter()
+    reading = read_bare_image(chart, settings, chart_backend)
     return Prepared(
         chart=chart, news=collected.news, data_source=source, image_sha256=digest,
-        news_flags=collected.flags, news_warnings=collected.warnings,
+        news_flags=collected.flags, news_warnings=collected.warnings, reading=reading,
+        read_ms=round((perf_counter() - start) * 1000, 2) if reading is not None else None,
     )
+
+
+def read_bare_image(chart: ChartInput, settings: Settings, chart_backend: Backend) -> Optional["ChartReading"]:
+    """The guarded reading of an image that came without prices; None when nothing needs it.
+
+    The builtin backend needs it to answer; for the others it is the guard
+    (``guard_threshold`` > 0) and the grounding (``chart_grounding``). Raises
+    ``NotAChartError`` when the image is not a candlestick chart.
+    """
+    if chart.image is None or chart.ohlc is not None:
+        return None
+    pipeline = settings.pipeline
+    if not (isinstance(chart_backend, BuiltinBackend) or pipeline.guard_threshold > 0 or pipeline.chart_grounding):
+        return None
+    return read_bare_chart(chart.image, settings)
 
 
 def _given_news(req: AgentRequest) -> Optional[list[tuple[str, str]]]:

@@ -6,6 +6,11 @@ from the pixels (and the prices from the axis labels, by OCR) and the same
 analysis runs on them. News branch: MiniLM embeddings + a head trained on the
 Financial PhraseBank train split. Both are CPU-light and run in a worker thread
 so the two branches overlap.
+
+``read_bare_chart`` is also the guard the graph puts in front of every chart
+backend: it reads a bare image once and refuses what is not a candlestick chart;
+the graph hands that reading back through ``analyze_reading`` so the builtin
+backend does not digitise the image a second time.
 """
 
 from __future__ import annotations
@@ -19,6 +24,48 @@ from .base import Backend, Capabilities
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.runnables import RunnableConfig
+
+    from ..chart.reader.read import ChartReading
+    from ..config import Settings
+
+
+def read_bare_chart(image: bytes, settings: "Settings") -> "ChartReading":
+    """Read a chart image that came without prices; ``NotAChartError`` below ``pipeline.guard_threshold``.
+
+    The price axis is read by OCR when ``builtin.reader_ocr`` is on. A threshold of 0
+    refuses nothing.
+    """
+    from ..chart.reader.read import read_chart
+
+    threshold = settings.pipeline.guard_threshold
+    reading = read_chart(
+        image,
+        ocr=settings.builtin.reader_ocr,
+        cfg=settings.builtin,
+        max_pixels=settings.pipeline.max_image_pixels,
+        guard_threshold=threshold,
+    )
+    if reading.guard_score < threshold:
+        raise NotAChartError(_not_a_chart(reading, threshold))
+    return reading
+
+
+def _not_a_chart(reading: "ChartReading", threshold: float) -> str:
+    factors = reading.guard_factors or {"count": 0.0}
+    weakest = min(factors, key=lambda name: factors[name])
+    return (
+        f"not a candlestick chart: guard score {reading.guard_score:.2f} < {threshold:.2f} "
+        f"(pipeline.guard_threshold; {len(reading.bars)} candle-like bar(s), weakest sign: "
+        f"{weakest} {factors[weakest]:.2f}); give a candlestick chart image, or --csv/--ticker with the prices, "
+        "or set pipeline.guard_threshold to 0 to skip this check"
+    )
+
+
+def signal_of(reading: "ChartReading") -> ChartSignal:
+    """The builtin signal of a chart already read; ``PriceDataError`` when none could be computed."""
+    if reading.signal is None:
+        raise PriceDataError("chart image read, but no signal: " + "; ".join(reading.warnings))
+    return reading.signal
 
 
 class BuiltinBackend(Backend):
@@ -46,28 +93,14 @@ class BuiltinBackend(Backend):
 
         if chart.ohlc is not None:
             return await asyncio.to_thread(analyze_ohlc, chart.ohlc, self.settings.builtin)
-        return await asyncio.to_thread(self._read_image, chart.image or b"")
+        reading = await asyncio.to_thread(read_bare_chart, chart.image or b"", self.settings)
+        return signal_of(reading)
 
-    def _read_image(self, image: bytes) -> ChartSignal:
-        """Digitise a bare chart image and analyse the recovered bars (see chart.reader)."""
-        from ..chart.reader.read import read_chart
-
-        threshold = self.settings.pipeline.guard_threshold
-        reading = read_chart(
-            image,
-            ocr=self.settings.builtin.reader_ocr,
-            cfg=self.settings.builtin,
-            max_pixels=self.settings.pipeline.max_image_pixels,
-            guard_threshold=threshold,
-        )
-        if reading.guard_score < threshold:
-            raise NotAChartError(
-                f"not a candlestick chart: guard score {reading.guard_score:.2f} < {threshold:.2f} "
-                "(pipeline.guard_threshold); pass --csv/--ticker with the prices, or a vision backend"
-            )
-        if reading.signal is None:
-            raise PriceDataError("chart image read, but no signal: " + "; ".join(reading.warnings))
-        return reading.signal
+    async def analyze_reading(
+        self, reading: "ChartReading", config: Optional["RunnableConfig"] = None
+    ) -> ChartSignal:
+        """The chart branch for an image the graph has already read (and guarded) with ``read_bare_chart``."""
+        return signal_of(reading)
 
     async def analyze_news(
         self, news: NewsInput, config: Optional["RunnableConfig"] = None
