@@ -49,6 +49,9 @@ def add_parsers(sub: Any, bench_sub: Any, eval_sub: Any) -> None:
     e.add_argument("--charts", type=int, default=80)
     e.add_argument("--seed", type=int, default=7)
     e.add_argument("--guard-threshold", type=float, default=None)
+    e.add_argument("--split", choices=("tune", "eval"), default="eval",
+                   help="eval: the held-out windows the figures come from; tune: the windows the reader was tuned on")
+    e.add_argument("--no-ocr", action="store_true", help="skip the price-axis read (faster; no axis figures)")
     e.add_argument("--json", action="store_true")
 
 
@@ -125,7 +128,10 @@ def cmd_eval_reader(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         raise InputError(f"OHLCV folder not found: {args.data} (pass --data DIR)")
     threshold = DEFAULT_THRESHOLD if args.guard_threshold is None else args.guard_threshold
-    metrics = evaluate_reader(args.data, charts=args.charts, seed=args.seed, guard_threshold=threshold, progress=_progress)
+    metrics = evaluate_reader(
+        args.data, charts=args.charts, seed=args.seed, guard_threshold=threshold, progress=_progress,
+        split=args.split, ocr=not args.no_ocr,
+    )
     print(json.dumps(metrics, indent=2, default=str) if args.json else _flat(metrics))
     return 0
 

@@ -82,16 +82,18 @@ def _spacing(profile: np.ndarray) -> Optional[float]:
 
 
 def _centroids(profile: np.ndarray, guesses: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
-    """(centroid, ink mass) of the profile around each guessed centre."""
+    """(centroid, ink mass) of the profile around each guessed centre (NaN centroid where no ink)."""
     half = max(1, int(0.45 * spacing))
-    cent, mass = np.full(guesses.size, np.nan), np.zeros(guesses.size)
-    xs = np.arange(profile.size)
-    for i, g in enumerate(guesses):
-        a, b = max(0, int(round(g)) - half), min(profile.size, int(round(g)) + half + 1)
-        weights = profile[a:b] if b > a else np.zeros(0)
-        if weights.sum() > 0:
-            cent[i], mass[i] = np.average(xs[a:b], weights=weights), weights.sum()
-    return cent, mass
+    mass_sum = np.r_[0.0, np.cumsum(profile)]
+    moment_sum = np.r_[0.0, np.cumsum(profile * np.arange(profile.size))]
+    centre = np.round(guesses).astype(int)
+    a = np.clip(centre - half, 0, profile.size)
+    b = np.clip(centre + half + 1, 0, profile.size)
+    b = np.maximum(a, b)
+    mass = mass_sum[b] - mass_sum[a]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cent = np.where(mass > 0, (moment_sum[b] - moment_sum[a]) / np.where(mass > 0, mass, 1.0), np.nan)
+    return cent, np.where(mass > 0, mass, 0.0)
 
 
 def _comb(profile: np.ndarray, rough: float) -> tuple[float, float]:
@@ -133,23 +135,24 @@ def _longest_run(flags: np.ndarray, bridge: Optional[np.ndarray] = None) -> tupl
     return int(starts[i]), int(ends[i])
 
 
-def find_slots(ink: np.ndarray, raw: Optional[np.ndarray] = None) -> Optional[Slots]:
-    """The candle grid of the panel's ink mask, or None when there is no regular grid.
+def _vertical_strokes(ink: np.ndarray) -> np.ndarray:
+    """Ink in vertical runs of 3+ pixels: candles and wicks, not the remains of a horizontal line."""
+    up, down = np.zeros_like(ink), np.zeros_like(ink)
+    up[1:], down[:-1] = ink[:-1], ink[1:]
+    up2, down2 = np.zeros_like(ink), np.zeros_like(ink)
+    up2[2:], down2[:-2] = ink[:-2], ink[2:]
+    return ink & ((up & down) | (up & up2) | (down & down2))
 
-    ``raw`` is the ink before gridlines were removed: a slot left empty between two
-    candles is kept when it had ink there.
-    """
-    profile = ink.sum(axis=0).astype(float)
-    raw_profile = raw.sum(axis=0).astype(float) if raw is not None else None
-    spacing = _spacing(profile)
-    if spacing is None or spacing < _MIN_SPACING:
-        return None
-    x0, spacing = _comb(profile, spacing)
+
+def _fit_grid(profile: np.ndarray, strokes: np.ndarray, raw_profile: Optional[np.ndarray], x0: float,
+              spacing: float) -> Optional[tuple[float, float, np.ndarray, np.ndarray, int, int]]:
+    """(x0, spacing, slot indices, centroids, first, last) of the candle block, refined three times."""
     k = np.arange(0, int((profile.size - x0) / spacing) + 1)
     for _ in range(3):
-        cent, mass = _centroids(profile, x0 + k * spacing, spacing)
-        _, near = _centroids(profile, x0 + k * spacing, 0.6 * spacing)
-        occupied = near >= 2
+        cent, _ = _centroids(profile, x0 + k * spacing, spacing)
+        # the whole slot (hollow bodies), but centred on it (not text or a neighbour at its edge)
+        centre, near = _centroids(strokes, x0 + k * spacing, spacing)
+        occupied = (near >= 2) & (np.abs(centre - (x0 + k * spacing)) <= 0.25 * spacing)
         if not occupied.any():
             return None
         bridge = None
@@ -163,6 +166,53 @@ def find_slots(ink: np.ndarray, raw: Optional[np.ndarray] = None) -> Optional[Sl
         if fit.sum() < 2:
             return None
         spacing, x0 = (float(v) for v in np.polyfit(k[fit], cent[fit], 1))
+    return x0, spacing, k, cent, first, last
+
+
+def _candles_between(strokes: np.ndarray, x0: float, spacing: float, first: int, last: int) -> bool:
+    """True when the midpoints between slots hold candles too: the grid found is twice too coarse.
+
+    An overlay line crossing a midpoint adds a pixel or two per column; a candle
+    adds its wick's length, like the candles on the grid.
+    """
+    if last - first < 4 or spacing / 2 < _MIN_SPACING:
+        return False
+    k = np.arange(first, last + 1)
+
+    def peak(xs: np.ndarray) -> np.ndarray:
+        half = max(0, int(0.08 * spacing))
+        idx = np.round(xs).astype(int)
+        cols = np.clip(idx[:, None] + np.arange(-half, half + 1)[None, :], 0, strokes.size - 1)
+        return strokes[cols].max(axis=1)
+
+    on, between = peak(x0 + k * spacing), peak(x0 + (k[:-1] + 0.5) * spacing)
+    typical = float(np.median(on[on > 0])) if (on > 0).any() else 0.0
+    return typical > 0 and float(np.mean(between >= 0.3 * typical)) >= 0.6
+
+
+def find_slots(ink: np.ndarray, raw: Optional[np.ndarray] = None) -> Optional[Slots]:
+    """The candle grid of the panel's ink mask, or None when there is no regular grid.
+
+    ``raw`` is the ink before gridlines were removed: a slot left empty between two
+    candles is kept when it had ink there. A slot is occupied by vertical strokes away
+    from the panel's top and bottom edges (what is left of a spine, or a tick mark,
+    is not a candle).
+    """
+    profile = ink.sum(axis=0).astype(float)
+    # tick marks at the panel's edges are short vertical strokes too
+    edge = min(6, ink.shape[0] // 10)
+    strokes = _vertical_strokes(ink)[edge : ink.shape[0] - edge].sum(axis=0).astype(float)
+    raw_profile = raw.sum(axis=0).astype(float) if raw is not None else None
+    spacing = _spacing(profile)
+    if spacing is None or spacing < _MIN_SPACING:
+        return None
+    x0, spacing = _comb(profile, spacing)
+    grid = _fit_grid(profile, strokes, raw_profile, x0, spacing)
+    if grid is not None and _candles_between(strokes, grid[0], grid[1], grid[4], grid[5]):
+        grid = _fit_grid(profile, strokes, raw_profile, grid[0], grid[1] / 2)
+    if grid is None:
+        return None
+    x0, spacing, k, cent, first, last = grid
     block = k[first : last + 1]
     pred = x0 + block * spacing
     offsets = cent[first : last + 1] - pred
@@ -217,17 +267,24 @@ def _window(width: int, cx: float, spacing: float) -> tuple[int, int]:
 
 
 def body_threshold(ink: np.ndarray, centres: np.ndarray, spacing: float) -> tuple[float, float, float]:
-    """(threshold, body width, wick width) in pixels, from the row spans of every slot."""
-    widest, narrowest = [], []
-    for cx in centres:
-        a, b = _window(ink.shape[1], cx, spacing)
-        spans = _row_spans(ink[:, a:b])
-        spans = spans[(spans > 0) & (spans < b - a)]  # a row across the whole window is an overlay
-        if spans.size:
-            widest.append(np.percentile(spans, 90))
-            narrowest.append(spans.min())
-    body = float(np.median(widest)) if widest else 1.0
-    wick = float(np.median(narrowest)) if narrowest else 1.0
+    """(threshold, body width, wick width) in pixels, from the row spans of every slot (all at once)."""
+    half = max(1, int(0.45 * spacing))
+    cols = np.round(centres).astype(int)[:, None] + np.arange(-half, half + 1)[None, :]
+    valid = (cols >= 0) & (cols < ink.shape[1])
+    windows = ink[:, np.clip(cols, 0, ink.shape[1] - 1)] & valid[None]  # rows x slots x columns
+    width = valid.sum(axis=1)[None, :]
+    any_ink = windows.any(axis=2)
+    first = np.argmax(windows, axis=2)
+    last = windows.shape[2] - 1 - np.argmax(windows[:, :, ::-1], axis=2)
+    spans = np.where(any_ink, last - first + 1, 0).astype(float)
+    spans[(spans <= 0) | (spans >= width)] = np.nan  # a row across the whole window is an overlay
+    seen = ~np.isnan(spans).all(axis=0)
+    if not seen.any():
+        return 2.0, 1.0, 1.0
+    with np.errstate(all="ignore"):
+        widest = np.nanpercentile(spans[:, seen], 90, axis=0)
+        narrowest = np.nanmin(spans[:, seen], axis=0)
+    body, wick = float(np.median(widest)), float(np.median(narrowest))
     return wick + max(1.0, 0.5 * (body - wick)), body, wick
 
 
@@ -246,8 +303,9 @@ def measure(
 ) -> Optional[RawCandle]:
     """One candle from the columns around ``cx``; None when they hold no ink.
 
-    A body row is wide (>= ``body_thr``) and stays within the body's columns: a
-    moving average crossing the window reaches beyond them and is not a body.
+    A body row is wide (>= ``body_thr``), stays within the body's columns and is
+    centred on the candle: a moving average crossing the window reaches beyond them,
+    or drifts across them when steep, and is not a body.
     """
     a, b = _window(ink.shape[1], cx, spacing)
     sub = ink[:, a:b]
@@ -255,7 +313,9 @@ def measure(
         return None
     spans, firsts, lasts = _row_extents(sub)
     reach = 0.5 * body_w + 1.5
-    inside = (firsts >= cx - a - reach) & (lasts <= cx - a + reach)
+    # a body row is centred on the candle; a steep overlay line's rows drift across it
+    centred = np.abs((firsts + lasts) / 2.0 - (cx - a)) <= max(1.5, 0.2 * body_w)
+    inside = (firsts >= cx - a - reach) & (lasts <= cx - a + reach) & centred
     counts = sub.sum(axis=0)
     centre, quarter = int(round(cx)) - a, max(1, (b - a) // 4)
     near = np.arange(max(0, centre - quarter), min(sub.shape[1], centre + quarter + 1))
@@ -297,9 +357,10 @@ def _colours(body: np.ndarray, colours: np.ndarray, wick: int) -> tuple[np.ndarr
 
 
 def _mode(pixels: np.ndarray) -> np.ndarray:
-    """Median of the most common colour (5-bit bins): an overlay crossing a body is a minority."""
-    keys = (pixels[:, 0] >> 3) * 1024 + (pixels[:, 1] >> 3) * 32 + (pixels[:, 2] >> 3)
-    return np.median(pixels[keys == np.bincount(keys).argmax()], axis=0)
+    """Mean of the most common colour (5-bit bins): an overlay crossing a body is a minority."""
+    p = pixels.astype(np.int64, copy=False)
+    keys = (p[:, 0] >> 3) * 1024 + (p[:, 1] >> 3) * 32 + (p[:, 2] >> 3)
+    return pixels[keys == np.bincount(keys).argmax()].mean(axis=0)
 
 
 def _two_seeds(colours: np.ndarray) -> np.ndarray:

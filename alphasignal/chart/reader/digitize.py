@@ -52,6 +52,7 @@ INK_DELTA = 72  # channel difference from the background that is surely ink
 WEAK_DELTA = 48  # faint ink (anti-aliased wicks), kept only where it continues sure ink vertically
 _MAX_SIDE = 4000  # larger images are downscaled before reading
 _MIN_BARS = 2
+_SAMPLE = 30  # candles measured to learn the candles' own colours
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,9 @@ def decode_rgb(image: bytes, max_pixels: int = 40_000_000) -> tuple[np.ndarray, 
 def background_colour(rgb: np.ndarray) -> np.ndarray:
     """The most common colour (5-bit bins) in the central half of the image."""
     h, w, _ = rgb.shape
-    centre = rgb[h // 4 : max(h // 4 + 1, 3 * h // 4), w // 4 : max(w // 4 + 1, 3 * w // 4)].reshape(-1, 3)
+    step = 2 if min(h, w) >= 64 else 1  # every other pixel: the mode is the same, four times faster
+    centre = rgb[h // 4 : max(h // 4 + 1, 3 * h // 4) : step, w // 4 : max(w // 4 + 1, 3 * w // 4) : step]
+    centre = centre.reshape(-1, 3)
     keys = (centre[:, 0] >> 3) * 1024 + (centre[:, 1] >> 3) * 32 + (centre[:, 2] >> 3)
     mode = np.bincount(keys).argmax()
     return np.median(centre[keys == mode], axis=0).astype(np.int16)
@@ -150,7 +153,7 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
     erase_cols(rgb, strong, cols, background)
     erase_rows(rgb, strong, rows, background)
     ink_all = hysteresis(weak, strong)
-    inset = find_panel(ink_all, rows, cols)
+    inset = find_panel(ink_all, rows, cols, rgb)
     region = rgb[inset.top : inset.bottom, inset.left : inset.right]
     ink = ink_all[inset.top : inset.bottom, inset.left : inset.right]
     raw = raw_all[inset.top : inset.bottom, inset.left : inset.right] & ~_line_rows(rows, inset, h)[:, None]
@@ -162,21 +165,13 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
         result.warnings.append("no evenly spaced candles found: not enough to read a chart")
         return result
     body_thr, body_w, wick_w = body_threshold(ink, slots.centres, slots.spacing)
-    raws = [measure(ink, region, cx, slots.spacing, body_thr, body_w) for cx in slots.centres]
-    hidden = [i for i, r in enumerate(raws) if r is None]
-    for i in hidden:
-        raws[i] = measure_hidden(raw, region, slots.centres[i], slots.spacing, body_thr, body_w)
-    if hidden:
-        result.warnings.append(
-            f"{len(hidden)} bar(s) lie under a gridline of their own colour (bar {hidden[0] + 1} first): "
-            "their wicks were not read"
-        )
-    raws = [r for r in raws if r is not None]
-    if len(raws) < _MIN_BARS:
+    measured = _on_candle_colours(ink, region, np.asarray(local_bg), slots, body_thr, body_w)
+    if measured is None:
+        measured = _on_all_ink(ink, raw, region, slots, body_thr, body_w, result.warnings)
+    if measured is None:
         result.warnings.append("fewer than 2 candles could be measured")
         return result
-    up, split = assign_direction(raws)
-    raws, up, split = _second_pass(ink, region, np.asarray(local_bg), raws, up, split, slots)
+    raws, up, split = measured
     result.bars = [_to_bar(r, u, inset, scale) for r, u in zip(raws, up)]
     result.spacing, result.fit_residual = slots.spacing * scale, slots.residual
     result.occupancy = slots.block_share
@@ -210,20 +205,51 @@ def _continuity(bars: list[PixelBar]) -> float:
     return float(np.median(gaps) / max(float(np.median(ranges)), 1.0))
 
 
-def _second_pass(ink, region, background, raws, up, split, slots):  # type: ignore[no-untyped-def]
-    """Measure again on the candles' own colours when overlays (moving averages, bands) add ink."""
-    colours = palette(raws, up, ink, region, background)
+def _on_all_ink(ink, raw, region, slots, body_thr, body_w, warnings):  # type: ignore[no-untyped-def]
+    """(candles, up flags, colour split) measured on all the panel's ink; None if fewer than 2."""
+    raws = [measure(ink, region, cx, slots.spacing, body_thr, body_w) for cx in slots.centres]
+    hidden = [i for i, r in enumerate(raws) if r is None]
+    for i in hidden:
+        raws[i] = measure_hidden(raw, region, slots.centres[i], slots.spacing, body_thr, body_w)
+    if hidden:
+        warnings.append(
+            f"{len(hidden)} bar(s) lie under a gridline of their own colour (bar {hidden[0] + 1} first): "
+            "their wicks were not read"
+        )
+    raws = [r for r in raws if r is not None]
+    if len(raws) < _MIN_BARS:
+        return None
+    up, split = assign_direction(raws)
+    return raws, up, split
+
+
+def _on_candle_colours(ink, region, background, slots, body_thr, body_w):  # type: ignore[no-untyped-def]
+    """Measure on the candles' own colours when overlays (moving averages, bands) add ink.
+
+    The colours come from a sample of candles spread over the chart; None when the
+    panel holds nothing but candles (then all ink is measured once) or when a
+    candle inside the run has none of those colours.
+    """
+    sample = np.unique(np.linspace(0, slots.centres.size - 1, min(slots.centres.size, _SAMPLE)).round().astype(int))
+    found = [r for r in (measure(ink, region, slots.centres[i], slots.spacing, body_thr, body_w) for i in sample)
+             if r is not None]
+    if len(found) < _MIN_BARS:
+        return None
+    colours = palette(found, assign_direction(found)[0], ink, region, background)
     if not colours:
-        return raws, up, split
+        return None
     own = candle_ink(ink, region, colours, background)
-    if own.sum() > 0.985 * ink.sum():  # nothing but candles: keep the first pass
-        return raws, up, split
-    body_thr, body_w, _ = body_threshold(own, slots.centres, slots.spacing)
-    again = [measure(own, region, cx, slots.spacing, body_thr, body_w) for cx in slots.centres]
-    if any(r is None for r in again):
-        return raws, up, split
-    up2, split2 = assign_direction(again)
-    return again, up2, split2
+    if own.sum() > 0.985 * ink.sum():  # nothing but candles
+        return None
+    thr, width, _ = body_threshold(own, slots.centres, slots.spacing)
+    again = [measure(own, region, cx, slots.spacing, thr, width) for cx in slots.centres]
+    kept = [i for i, r in enumerate(again) if r is not None]
+    if len(kept) < _MIN_BARS or kept[-1] - kept[0] + 1 != len(kept):
+        return None
+    # slots at the ends with none of the candles' colours held only an overlay (a line's end, a legend)
+    again = again[kept[0] : kept[-1] + 1]
+    up, split = assign_direction(again)
+    return again, up, split
 
 
 def _to_bar(r: RawCandle, up: bool, panel: Panel, scale: float) -> PixelBar:

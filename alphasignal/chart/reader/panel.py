@@ -1,7 +1,10 @@
 """The price panel: where the candles are, without titles, labels or the volume panel.
 
 Spines or gridlines give the panel's extent when there are any (the median extent
-of horizontal lines, the longest reach of vertical ones). Otherwise the rows are
+of horizontal lines, the longest reach of vertical ones). A solid horizontal line of
+the spines' colour across the whole plot that nothing crosses, with bars standing on
+one baseline (and nothing else) under it, is the spine a price panel shares with
+its volume panel. Otherwise the rows are
 split into bands at blank rows; the band with the most ink that is not a volume
 panel (bars standing on one baseline) sets the candle grid, and neighbouring
 bands whose ink sits on that grid join it (prices that gap and never return).
@@ -14,8 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .candles import Slots, find_slots
-from .lines import Line, groups
+from typing import Optional
+
+from .candles import Slots, _vertical_strokes, find_slots
+from .lines import GRID_DELTA, Line, colour_distance, groups
 
 
 @dataclass(frozen=True)
@@ -34,8 +39,8 @@ class Panel:
         return self.right - self.left
 
 
-def find_panel(ink: np.ndarray, rows: list[Line], cols: list[Line]) -> Panel:
-    """The price panel; see the module docstring."""
+def find_panel(ink: np.ndarray, rows: list[Line], cols: list[Line], rgb: Optional[np.ndarray] = None) -> Panel:
+    """The price panel; see the module docstring (``rgb`` lets shared spines split panels)."""
     h, w = ink.shape
     left, right = _horizontal_extent(rows, w)
     top, bottom = _vertical_extent(cols, h)
@@ -43,9 +48,13 @@ def find_panel(ink: np.ndarray, rows: list[Line], cols: list[Line]) -> Panel:
         left, right = 0, w
     if bottom - top < 0.2 * h:
         top, bottom = 0, h
+    if rgb is not None and cols:
+        bottom = _shared_spine(ink, rgb, rows, cols, top, bottom, left, right)
     if not cols:  # nothing marks the panel's height: the bands of ink that hold candles
         top, bottom = _candle_bands(ink[top:bottom, left:right], top, bottom)
-    bottom = _above_volume(ink[:, left:right], top, bottom)
+    below_volume = _above_volume(ink[:, left:right], top, bottom)
+    if below_volume - top >= 0.2 * (bottom - top):  # not a sliver of the panel: then no volume was found
+        bottom = below_volume
     inset = 3 if rows else 0  # keep the spines' anti-aliased edges out
     return Panel(max(0, top - 1), min(h, bottom + 1), left + inset, max(left + inset + 1, right - inset))
 
@@ -57,6 +66,33 @@ def _horizontal_extent(rows: list[Line], w: int) -> tuple[int, int]:
     lengths = np.array([l.end - l.start for l in rows])
     long = [l for l, n in zip(rows, lengths) if n >= 0.7 * np.median(lengths)]
     return int(np.median([l.start for l in long])), int(np.median([l.end for l in long]))
+
+
+def _shared_spine(ink: np.ndarray, rgb: np.ndarray, rows: list[Line], cols: list[Line], top: int, bottom: int,
+                  left: int, right: int) -> int:
+    """The bottom of the price panel when a spine splits a volume panel off below it.
+
+    That spine is a horizontal line of the spines' colour, solid across the plot,
+    with blank margins on both sides (a gridline has candles drawn across or beside
+    it, or dashes), and what lies under it is bars standing on one baseline, or nothing.
+    """
+    spine = max(cols, key=lambda l: l.end - l.start).colour
+    margin = 0.1 * (bottom - top)
+    for line in rows:  # top to bottom: the highest such line
+        if not top + margin < line.first < bottom - margin:
+            continue
+        if np.abs(line.colour.astype(int) - spine).max() > 64:  # anti-aliased lines average lighter
+            continue
+        band = rgb[line.first : line.last + 1, left:right]
+        if (colour_distance(band, line.colour) <= GRID_DELTA).any(axis=0).mean() < 0.97:
+            continue
+        beside = ink[max(0, line.first - 3) : line.first, left:right], ink[line.last + 1 : line.last + 4, left:right]
+        if max(int(b.sum()) for b in beside) > 3:  # panels keep a margin inside their spines
+            continue
+        below = ink[line.last + 2 : bottom, left:right]
+        if not below.any() or _bars_only(below):
+            return line.first
+    return bottom
 
 
 def _vertical_extent(cols: list[Line], h: int) -> tuple[int, int]:
@@ -156,7 +192,8 @@ def _above_volume(ink: np.ndarray, top: int, bottom: int) -> int:
     ends = part & ~np.vstack([part[1:], np.zeros((1, part.shape[1]), dtype=bool)])
     baseline = int(np.argmax(ends.sum(axis=1)))
     standing = inked & ends[max(0, baseline - 1) : baseline + 2].any(axis=0)
-    if standing[inked].mean() < 0.6:
+    mass = part.sum(axis=0)
+    if mass[standing].sum() < 0.6 * mass.sum():  # by ink, as in ``_bottom_aligned``
         return bottom
     tops = []
     for c in np.flatnonzero(standing):
@@ -167,10 +204,23 @@ def _above_volume(ink: np.ndarray, top: int, bottom: int) -> int:
     if not tall or baseline - np.median(tops) < 3:  # a line along the bottom, not bars standing on it
         return bottom
     vol_top = min(tall)
-    if vol_top <= 2:  # nothing above the bars: a volume panel alone
+    if vol_top <= 2 or part[:vol_top].sum() < 0.05 * part.sum():  # a volume panel alone (and a label)
         return top
     blank = np.flatnonzero(~part[:vol_top].any(axis=1))
     return top + int(blank[-1]) if blank.size else bottom
+
+
+def _bars_only(region: np.ndarray) -> bool:
+    """True when all the ink (bar a speck) is in runs standing on one baseline row: volume bars only."""
+    ends = region & ~np.vstack([region[1:], np.zeros((1, region.shape[1]), dtype=bool)])
+    base = int(np.argmax(ends.sum(axis=1)))
+    standing = np.zeros(region.shape[1])
+    for row in range(max(0, base - 1), min(region.shape[0], base + 2)):
+        run = np.cumprod(region[: row + 1][::-1], axis=0).sum(axis=0)
+        standing = np.maximum(standing, run)
+    # what else there is, in vertical strokes (a dashed gridline left in the volume panel is not)
+    other = float(_vertical_strokes(region).sum()) - float(standing.sum())
+    return bool(other <= max(60.0, 0.01 * standing.sum()))
 
 
 def _bottom_aligned(band: np.ndarray) -> bool:
@@ -182,4 +232,7 @@ def _bottom_aligned(band: np.ndarray) -> bool:
         return False
     ends = band & ~np.vstack([band[1:], np.zeros((1, band.shape[1]), dtype=bool)])
     row = int(np.argmax(ends.sum(axis=1)))
-    return bool(ends[max(0, row - 1) : row + 2].any(axis=0)[inked].mean() > 0.6)
+    # weighted by ink: axis labels and a title beside the bars are small, the bars are not
+    mass = band.sum(axis=0)
+    standing = ends[max(0, row - 1) : row + 2].any(axis=0)
+    return bool(mass[standing & inked].sum() > 0.6 * mass[inked].sum())
