@@ -44,7 +44,7 @@ _GGML_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: loggin
 _native_log_callback: Any = None  # kept alive: llama.cpp holds a raw pointer to it
 
 
-def _route_native_logs(llama_cpp: Any) -> None:
+def route_native_logs(llama_cpp: Any) -> None:
     """Send llama.cpp and mtmd logs to Python logging, once per process.
 
     llama-cpp-python 0.3.36 maps ggml log levels with a stale enum (warnings print
@@ -205,7 +205,7 @@ class LlamaHandle:
             raise BackendUnavailable(
                 f"llama-cpp-python is not installed ({exc}); run: {INSTALL_HINT} ({BUILTIN_HINT})"
             ) from exc
-        _route_native_logs(llama_cpp)
+        route_native_logs(llama_cpp)
         try:
             return llama_cpp.Llama(
                 model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads,

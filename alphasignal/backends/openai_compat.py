@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from pydantic import BaseModel
 
-from ..errors import AlphaSignalError, BackendError, BackendUnavailable, CapabilityError, ConfigError
+from ..errors import (
+    AlphaSignalError, BackendError, BackendUnavailable, CapabilityError, ConfigError, StructuredOutputError,
+)
 from .base import BackendSpec, Capabilities
 from .chat import BUILTIN_HINT, ChatBackend
 
@@ -204,6 +206,12 @@ class OpenAICompatBackend(ChatBackend):
             )
         if isinstance(exc, openai.APIStatusError):
             return self._status_error(exc)
+        if isinstance(exc, openai.LengthFinishReasonError):
+            return StructuredOutputError(
+                f"{self.spec.label}: the answer was cut at pipeline.max_tokens "
+                f"({self.settings.pipeline.max_tokens}) before its JSON closed: raise pipeline.max_tokens",
+                raw_output="", attempts=1,
+            )
         return None
 
     def _status_error(self, exc: Any) -> AlphaSignalError:
