@@ -53,3 +53,22 @@ def test_same_seed_gives_the_same_weights(tmp_path, tiny):
     a, b = load_file(tiny / "model.safetensors"), load_file(again / "model.safetensors")
     assert a.keys() == b.keys()
     assert all((a[k] == b[k]).all() for k in a)
+
+
+def test_the_image_changes_the_models_output(tiny):
+    """A zero projector (transformers' default init) would make every image look the same to the model."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny)
+    model = AutoModelForImageTextToText.from_pretrained(tiny)
+    text = "<bos><start_of_turn>user\n<start_of_image>Analyse<end_of_turn>\n<start_of_turn>model\n"
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    logits = []
+    for image in (Image.new("RGB", (64, 64), "white"), noise):
+        batch = processor(text=[text], images=[[image]], return_tensors="pt")
+        with torch.no_grad():
+            logits.append(model(**batch).logits[0, -1])
+    assert (logits[0] - logits[1]).abs().max().item() > 1e-3

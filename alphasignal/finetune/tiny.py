@@ -161,6 +161,9 @@ def build_tiny_vlm(out_dir: Path | str, cfg: TinyConfig = TinyConfig()) -> Path:
     tokenizer = train_tokenizer(cfg.vocab_size)
     torch.manual_seed(cfg.seed)
     model = Gemma3ForConditionalGeneration(model_config(cfg, tokenizer))
+    # transformers starts the projector at zero, which would make images invisible to the model
+    with torch.no_grad():
+        torch.nn.init.normal_(model.model.multi_modal_projector.mm_input_projection_weight, std=cfg.vision_hidden**-0.5)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     (out / "preprocessor_config.json").write_text(json.dumps(image_processor_config(cfg), indent=2))
