@@ -16,8 +16,8 @@ from typing import Any
 from .errors import ServeError
 
 LLAMA_CPP_STRUCTURED_HINT = (
-    "llama_cpp.server rejects response_format json_schema: set backends.openai_structured = \"json_object\" "
-    "(ALPHASIGNAL_BACKENDS__OPENAI_STRUCTURED=json_object)"
+    "llama_cpp.server takes response_format json_object + schema (not json_schema); the openai backend "
+    "switches to it on the first refusal, or set backends.openai_structured = \"json_object\" up front"
 )
 
 

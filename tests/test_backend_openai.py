@@ -255,10 +255,31 @@ async def test_unknown_model_suggests_listing_models() -> None:
     assert repr(MODEL) in str(info.value) and f"{BASE_URL}/models" in str(info.value)
 
 
-async def test_rejected_response_format_suggests_another_mode() -> None:
-    backend = make_backend(error_reply(400, "Unknown response_format type: json_schema"), "json_schema")
+async def test_a_server_refusing_json_schema_is_asked_again_with_json_object() -> None:
+    seen: list[dict] = []
 
-    with pytest.raises(BackendError, match="backends.openai_structured to one of json_object, guided_json"):
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append(body)
+        if body["response_format"]["type"] == "json_schema":
+            return httpx.Response(500, json={"error": {"message": "Input should be 'text' or 'json_object'"
+                                                        " (response_format.type)"}})
+        return completion(MODEL, NEWS_JSON)
+
+    backend = make_backend(handler, "json_schema")
+    first = await backend.analyze_news(NEWS)
+    second = await backend.analyze_news(NEWS)
+
+    assert first == second == NewsSentiment.model_validate_json(NEWS_JSON)
+    assert [b["response_format"]["type"] for b in seen] == ["json_schema", "json_object", "json_object"]
+    assert seen[1]["response_format"]["schema"] == NewsSentiment.model_json_schema()
+    assert backend.structured_mode == "json_object"
+
+
+async def test_rejected_response_format_suggests_another_mode() -> None:
+    backend = make_backend(error_reply(400, "Unknown response_format type: json_object"), "json_object")
+
+    with pytest.raises(BackendError, match="backends.openai_structured to one of json_schema, guided_json"):
         await backend.analyze_news(NEWS)
 
 
@@ -344,24 +365,23 @@ def _server_backend(url: str, **pipeline) -> OpenAICompatBackend:
 
 
 @pytest.mark.integration
-def test_llama_server_rejects_json_schema_mode_with_a_hint(llama_server: str) -> None:
+def test_llama_server_refusing_json_schema_falls_back_to_json_object(llama_server: str) -> None:
     # llama-cpp-python's server validates response_format.type as "text" | "json_object"
-    # and answers HTTP 500. Run twice, as a cron runner would (one asyncio.run per tick),
-    # to check that no connection outlives its event loop.
-    settings = Settings(backends={"openai_structured": "json_schema"})
+    # and answers HTTP 500 to json_schema; the backend asks again with json_object + schema.
+    # Run twice, as a cron runner would (one asyncio.run per tick), to check that no
+    # connection outlives its event loop.
+    settings = Settings(pipeline={"max_tokens": 160, "max_retries": 2},
+                        backends={"openai_structured": "json_schema", "request_timeout_s": 60})
     backend = get_backend(f"openai:{MODEL}@{llama_server}", settings)
-    errors = []
+    results = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(2):
-            with pytest.raises(BackendError) as info:
-                asyncio.run(backend.analyze_news(NEWS))
-            errors.append(str(info.value))
+            results.append(asyncio.run(backend.analyze_news(NEWS)))
         del backend
         gc.collect()
 
-    assert all("set backends.openai_structured to one of json_object" in e for e in errors)
-    assert "response_format" in errors[0]
+    assert all(isinstance(r, NewsSentiment) for r in results)
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 

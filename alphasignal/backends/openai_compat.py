@@ -16,6 +16,7 @@ Images are OpenAI ``image_url`` parts carrying a data URI.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -102,6 +103,8 @@ STRUCTURED_MODES: dict[str, Callable[[type[BaseModel]], dict[str, Any]]] = {
     "guided_json": _guided_json_format,
 }
 
+log = logging.getLogger(__name__)
+
 _STATUS_PREFIX = re.compile(r"^Error code: \d+ - ")
 
 
@@ -125,6 +128,10 @@ _NO_VISION_MARKERS = (
     "images are not supported",
     "vision is not supported",
 )
+
+
+class StructuredModeRejected(BackendError):
+    """The server refused the structured-output request option (``backends.openai_structured``)."""
 
 
 class OpenAICompatBackend(ChatBackend):
@@ -161,6 +168,19 @@ class OpenAICompatBackend(ChatBackend):
     @property
     def model_name(self) -> str:
         return self.model
+
+    async def _ask(self, schema, messages, config):
+        """As the base class; a server that refuses ``json_schema`` (llama-cpp-python's) is asked
+        again with ``json_object`` + schema, which constrains decoding the same way, and the
+        backend keeps that mode for its later calls."""
+        try:
+            return await super()._ask(schema, messages, config)
+        except StructuredModeRejected:
+            if self.structured_mode != "json_schema":
+                raise
+            log.info("%s refused response_format json_schema; using json_object + schema", self.base_url)
+            self.structured_mode = "json_object"
+            return await super()._ask(schema, messages, config)
 
     def build_chat_model(self, schema: type[BaseModel]) -> "Runnable":
         try:
@@ -242,7 +262,7 @@ class OpenAICompatBackend(ChatBackend):
             )
         if any(word in lowered for word in _FORMAT_WORDS):
             others = ", ".join(m for m in STRUCTURED_MODES if m != self.structured_mode)
-            return BackendError(
+            return StructuredModeRejected(
                 f"the server at {self.base_url} rejected structured-output mode "
                 f"{self.structured_mode!r} ({text}): set backends.openai_structured to one of "
                 f"{others} (ALPHASIGNAL_BACKENDS__OPENAI_STRUCTURED)"
