@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -22,3 +24,14 @@ def test_crontab_example_uses_real_flags():
     argv = line.split("bin/alphasignal ", 1)[1].split(">")[0].split()
     args = build_parser().parse_args(argv)
     assert args.command == "analyze" and args.output and args.news_file and args.json
+
+
+@pytest.mark.parametrize("name", ["dataset.toml", "dataset-tiny.toml", "training.toml", "training-tiny.toml"])
+def test_example_settings_files_load(name):
+    from alphasignal.config import load_settings
+
+    settings = load_settings(ROOT / "examples" / name)
+    if name.startswith("dataset"):
+        assert all((ROOT / p).exists() for p in settings.dataset.csv)
+    else:
+        assert settings.training.method in ("cpu", "unsloth")

@@ -66,6 +66,9 @@ class TinyConfig:
     image_size: int = 64
     patch_size: int = 8
     image_tokens: int = 16
+    # transformers' default (0.02) gives logits of std ~0.2 through the tied output embedding, too
+    # flat for a model this small to learn under LoRA (the norms and embeddings stay frozen)
+    initializer_range: float = 0.02
     seed: int = 0
 
 
@@ -124,7 +127,7 @@ def model_config(cfg: TinyConfig, tokenizer):
         vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
         num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
         head_dim=cfg.head_dim, query_pre_attn_scalar=cfg.head_dim, max_position_embeddings=4096,
-        sliding_window=512, pad_token_id=ids("<pad>"), bos_token_id=ids("<bos>"), eos_token_id=ids("<eos>"),
+        sliding_window=512, initializer_range=cfg.initializer_range, pad_token_id=ids("<pad>"), bos_token_id=ids("<bos>"), eos_token_id=ids("<eos>"),
     )
     vision = dict(
         hidden_size=cfg.vision_hidden, intermediate_size=cfg.vision_intermediate,
