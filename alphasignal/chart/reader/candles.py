@@ -24,6 +24,9 @@ from typing import Optional
 
 import numpy as np
 
+from .lines import channel_max
+from .measure import measure_many, mode_colour
+
 _MIN_SPACING = 2.5
 
 
@@ -225,65 +228,40 @@ def find_slots(ink: np.ndarray, raw: Optional[np.ndarray] = None) -> Optional[Sl
 # ---------------------------------------------------------------------- candles
 
 
-def _row_extents(sub: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: (span, first inked column, last inked column); span 0 for an empty row."""
-    any_ink = sub.any(axis=1)
-    first = np.argmax(sub, axis=1)
-    last = sub.shape[1] - 1 - np.argmax(sub[:, ::-1], axis=1)
-    return np.where(any_ink, last - first + 1, 0), first, last
-
-
-def _row_spans(sub: np.ndarray) -> np.ndarray:
-    return _row_extents(sub)[0]
-
-
-def _largest_group(rows: np.ndarray, gap: int = 1) -> Optional[tuple[int, int]]:
-    if rows.size == 0:
-        return None
-    splits = np.flatnonzero(np.diff(rows) > gap + 1)
-    starts = np.r_[rows[0], rows[splits + 1]]
-    ends = np.r_[rows[splits], rows[-1]]
-    i = int(np.argmax(ends - starts))
-    return int(starts[i]), int(ends[i])
-
-
-def _walk(column: np.ndarray, start: int, step: int, max_gap: int = 2) -> int:
-    """Last inked index reached from ``start`` moving by ``step``, skipping gaps <= max_gap."""
-    last, gap, y = start, 0, start + step
-    while 0 <= y < column.size:
-        if column[y]:
-            last, gap = y, 0
-        else:
-            gap += 1
-            if gap > max_gap:
-                break
-        y += step
-    return last
-
-
-def _window(width: int, cx: float, spacing: float) -> tuple[int, int]:
-    half = max(1, int(0.45 * spacing))
-    return max(0, int(round(cx)) - half), min(width, int(round(cx)) + half + 1)
-
-
 def body_threshold(ink: np.ndarray, centres: np.ndarray, spacing: float) -> tuple[float, float, float]:
-    """(threshold, body width, wick width) in pixels, from the row spans of every slot (all at once)."""
+    """(threshold, body width, wick width) in pixels, from the row spans of every slot (all at once).
+
+    Per slot, the widest rows (90th percentile of the row spans) and the narrowest;
+    a row across the whole window is an overlay and does not count. Spans are small
+    integers, so the percentiles come from per-slot histograms (numpy's linear rule).
+    """
     half = max(1, int(0.45 * spacing))
     cols = np.round(centres).astype(int)[:, None] + np.arange(-half, half + 1)[None, :]
     valid = (cols >= 0) & (cols < ink.shape[1])
     windows = ink[:, np.clip(cols, 0, ink.shape[1] - 1)] & valid[None]  # rows x slots x columns
-    width = valid.sum(axis=1)[None, :]
+    k = windows.shape[2]
     any_ink = windows.any(axis=2)
     first = np.argmax(windows, axis=2)
-    last = windows.shape[2] - 1 - np.argmax(windows[:, :, ::-1], axis=2)
-    spans = np.where(any_ink, last - first + 1, 0).astype(float)
-    spans[(spans <= 0) | (spans >= width)] = np.nan  # a row across the whole window is an overlay
-    seen = ~np.isnan(spans).all(axis=0)
+    last = k - 1 - np.argmax(windows[:, :, ::-1], axis=2)
+    spans = np.where(any_ink, last - first + 1, 0)
+    spans[spans >= valid.sum(axis=1)[None, :]] = 0  # bin 0: not counted
+    n = spans.shape[1]
+    hist = np.bincount((np.arange(n)[None, :] * (k + 1) + spans).ravel(), minlength=n * (k + 1))
+    hist = hist.reshape(n, k + 1)[:, 1:]
+    count = hist.sum(axis=1)
+    seen = count > 0
     if not seen.any():
         return 2.0, 1.0, 1.0
-    with np.errstate(all="ignore"):
-        widest = np.nanpercentile(spans[:, seen], 90, axis=0)
-        narrowest = np.nanmin(spans[:, seen], axis=0)
+    cum, count = np.cumsum(hist[seen], axis=1), count[seen]
+
+    def ranked(r: np.ndarray) -> np.ndarray:  # the value of 0-based rank r in each slot
+        return 1.0 + (cum <= r[:, None]).sum(axis=1)
+
+    pos = 0.9 * (count - 1)
+    lo = np.floor(pos)
+    a, b, t = ranked(lo), ranked(np.ceil(pos)), pos - lo
+    widest = np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)
+    narrowest = ranked(np.zeros(count.size))
     body, wick = float(np.median(widest)), float(np.median(narrowest))
     return wick + max(1.0, 0.5 * (body - wick)), body, wick
 
@@ -305,62 +283,10 @@ def measure(
 
     A body row is wide (>= ``body_thr``), stays within the body's columns and is
     centred on the candle: a moving average crossing the window reaches beyond them,
-    or drifts across them when steep, and is not a body.
+    or drifts across them when steep, and is not a body. (``measure_many`` measures
+    a whole grid at once, by the same rules.)
     """
-    a, b = _window(ink.shape[1], cx, spacing)
-    sub = ink[:, a:b]
-    if not sub.any():
-        return None
-    spans, firsts, lasts = _row_extents(sub)
-    reach = 0.5 * body_w + 1.5
-    # a body row is centred on the candle; a steep overlay line's rows drift across it
-    centred = np.abs((firsts + lasts) / 2.0 - (cx - a)) <= max(1.5, 0.2 * body_w)
-    inside = (firsts >= cx - a - reach) & (lasts <= cx - a + reach) & centred
-    counts = sub.sum(axis=0)
-    centre, quarter = int(round(cx)) - a, max(1, (b - a) // 4)
-    near = np.arange(max(0, centre - quarter), min(sub.shape[1], centre + quarter + 1))
-    wick = int(near[np.argmax(counts[near])]) if near.size else int(np.argmax(counts))
-    column = sub[:, max(0, wick - 1) : wick + 2].any(axis=1)
-    group = _largest_group(np.flatnonzero((spans >= body_thr) & inside), gap=2)
-    if group is None:  # no row wide enough for a body: a bar of wick only
-        rows = np.flatnonzero(column if column.any() else sub.any(axis=1))
-        mid = int(rows[rows.size // 2])
-        group = (mid, mid)
-    top, bottom = group
-    edge, fill = _colours(sub[top : bottom + 1], rgb[top : bottom + 1, a:b], wick)
-    return RawCandle(
-        x=cx,
-        body_top=top,
-        # rows are pixel indices; the last inked row of a body edge or wick is
-        # within half a pixel of the price (measured on rendered charts)
-        body_bottom=bottom + 0.5,
-        high=_walk(column, top, -1),
-        low=_walk(column, bottom, +1),
-        edge=edge,
-        fill=fill,
-        width=float(np.median(spans[top : bottom + 1])),
-    )
-
-
-def _colours(body: np.ndarray, colours: np.ndarray, wick: int) -> tuple[np.ndarray, np.ndarray]:
-    """(edge colour, inside colour) of a body; the wick column is avoided (it may show through)."""
-    inked = np.flatnonzero(body.any(axis=0))
-    if inked.size == 0:
-        px = colours[:, wick].reshape(-1, 3)
-        return np.median(px, axis=0), np.median(px, axis=0)
-    left, right = int(inked[0]), int(inked[-1])
-    edge = _mode(np.r_[colours[:, left][body[:, left]], colours[:, right][body[:, right]]])
-    inner = [c for c in range(left + 1, right) if c != wick]
-    rows = slice(1, -1) if body.shape[0] > 2 else slice(None)
-    pixels = colours[rows][:, inner] if inner else colours[rows][:, [wick]]
-    return edge, _mode(pixels.reshape(-1, 3))
-
-
-def _mode(pixels: np.ndarray) -> np.ndarray:
-    """Mean of the most common colour (5-bit bins): an overlay crossing a body is a minority."""
-    p = pixels.astype(np.int64, copy=False)
-    keys = (p[:, 0] >> 3) * 1024 + (p[:, 1] >> 3) * 32 + (p[:, 2] >> 3)
-    return pixels[keys == np.bincount(keys).argmax()].mean(axis=0)
+    return measure_many(ink, rgb, np.array([cx], dtype=float), spacing, body_thr, body_w)[0]
 
 
 def _two_seeds(colours: np.ndarray) -> np.ndarray:
@@ -423,7 +349,7 @@ def palette(raws: list[RawCandle], up: np.ndarray, ink: np.ndarray, rgb: np.ndar
             if 0 <= c < ink.shape[1] and ink[y, c]:
                 wicks.append(rgb[y, c])
     if wicks:
-        colours.append(_mode(np.array(wicks)))
+        colours.append(mode_colour(np.array(wicks)))
     far = [c for c in colours if np.abs(c - background).max() > 24]
     unique: list[np.ndarray] = []
     for c in far:
@@ -436,12 +362,13 @@ def candle_ink(ink: np.ndarray, rgb: np.ndarray, colours: list[np.ndarray], back
                tolerance: int = 40) -> np.ndarray:
     """``ink`` restricted to the candle colours and their anti-aliased mixes with the background."""
     keep = np.zeros_like(ink)
-    pixels = rgb[ink].astype(float)
-    bg = background.astype(float)
+    offset = (rgb[ink] - background).astype(np.float32)  # ink pixels relative to the background
+    kept = np.zeros(offset.shape[0], dtype=bool)
     for colour in colours:
-        axis = colour.astype(float) - bg
+        axis = (colour - background).astype(np.float32)
         norm = float(axis @ axis) or 1.0
-        t = np.clip((pixels - bg) @ axis / norm, 0.0, 1.0)
-        close = np.abs(pixels - (bg + t[:, None] * axis)).max(axis=1) <= tolerance
-        keep[ink] |= close & (t >= 0.2)
+        t = np.clip(offset @ axis / np.float32(norm), 0.0, 1.0)
+        close = channel_max(np.abs(offset - t[:, None] * axis)) <= tolerance
+        kept |= close & (t >= 0.2)
+    keep[ink] = kept
     return keep

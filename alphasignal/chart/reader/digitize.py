@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ...errors import ImageError
 from .lines import Line, clean_ink, colour_distance, erase_cols, erase_rows, hysteresis, plot_mask
+from .measure import measure_many
 from .panel import Panel, find_panel
 from .candles import (
     RawCandle,
@@ -43,7 +45,6 @@ from .candles import (
     body_threshold,
     candle_ink,
     find_slots,
-    measure,
     measure_hidden,
     palette,
 )
@@ -104,18 +105,27 @@ def decode_rgb(image: bytes, max_pixels: int = 40_000_000) -> tuple[np.ndarray, 
                 raise ImageError(
                     f"image too large: {img.width}x{img.height} pixels (limit {max_pixels:,}): crop or resize it"
                 )
-            rgb = img.convert("RGB")
+            return _pixels(img)
     except UnidentifiedImageError:
         raise ImageError("not an image: expected PNG, JPEG, WEBP, GIF or BMP bytes") from None
     except Image.DecompressionBombError:
         raise ImageError("image too large: it exceeds the decompression limit") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"image is truncated or corrupt ({exc}): export the chart again") from None
+
+
+def _pixels(img: Any) -> tuple[np.ndarray, float]:
+    """(H x W x 3 int16 array, scale) of an opened PIL image; huge images are downscaled."""
+    from PIL import Image
+
+    img.load()
+    # RGBA -> RGB drops the alpha channel: slicing the array does the same, without a copy in PIL
+    rgb = img if img.mode in ("RGB", "RGBA") else img.convert("RGB")
     scale = 1.0
     if max(rgb.size) > _MAX_SIDE:
         scale = max(rgb.size) / _MAX_SIDE
-        rgb = rgb.resize((round(rgb.width / scale), round(rgb.height / scale)), Image.BILINEAR)
-    return np.asarray(rgb, dtype=np.int16), scale
+        rgb = rgb.convert("RGB").resize((round(rgb.width / scale), round(rgb.height / scale)), Image.BILINEAR)
+    return np.asarray(rgb)[:, :, :3].astype(np.int16), scale
 
 
 def background_colour(rgb: np.ndarray) -> np.ndarray:
@@ -207,7 +217,7 @@ def _continuity(bars: list[PixelBar]) -> float:
 
 def _on_all_ink(ink, raw, region, slots, body_thr, body_w, warnings):  # type: ignore[no-untyped-def]
     """(candles, up flags, colour split) measured on all the panel's ink; None if fewer than 2."""
-    raws = [measure(ink, region, cx, slots.spacing, body_thr, body_w) for cx in slots.centres]
+    raws = measure_many(ink, region, slots.centres, slots.spacing, body_thr, body_w)
     hidden = [i for i, r in enumerate(raws) if r is None]
     for i in hidden:
         raws[i] = measure_hidden(raw, region, slots.centres[i], slots.spacing, body_thr, body_w)
@@ -231,7 +241,7 @@ def _on_candle_colours(ink, region, background, slots, body_thr, body_w):  # typ
     candle inside the run has none of those colours.
     """
     sample = np.unique(np.linspace(0, slots.centres.size - 1, min(slots.centres.size, _SAMPLE)).round().astype(int))
-    found = [r for r in (measure(ink, region, slots.centres[i], slots.spacing, body_thr, body_w) for i in sample)
+    found = [r for r in measure_many(ink, region, slots.centres[sample], slots.spacing, body_thr, body_w)
              if r is not None]
     if len(found) < _MIN_BARS:
         return None
@@ -242,7 +252,7 @@ def _on_candle_colours(ink, region, background, slots, body_thr, body_w):  # typ
     if own.sum() > 0.985 * ink.sum():  # nothing but candles
         return None
     thr, width, _ = body_threshold(own, slots.centres, slots.spacing)
-    again = [measure(own, region, cx, slots.spacing, thr, width) for cx in slots.centres]
+    again = measure_many(own, region, slots.centres, slots.spacing, thr, width)
     kept = [i for i, r in enumerate(again) if r is not None]
     if len(kept) < _MIN_BARS or kept[-1] - kept[0] + 1 != len(kept):
         return None

@@ -9,16 +9,29 @@ crosses it vertically. A column of a candle's colour that is part of a wider sha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
 GRID_DELTA = 36  # a pixel this close to a line's colour (or a mix of it with the background) is line
 
 
+def channel_max(values: np.ndarray) -> np.ndarray:
+    """The largest of the three channels (last axis) of each pixel.
+
+    Three element-wise maxima over strided channel views: a reduction over a
+    last axis of length 3 is an order of magnitude slower in numpy.
+    """
+    out = np.maximum(values[..., 0], values[..., 1])
+    return np.maximum(out, values[..., 2], out=out)
+
+
 def colour_distance(rgb: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """Largest per-channel difference between each pixel and ``colour``."""
-    return np.abs(rgb - colour.reshape(1, 1, 3)).max(axis=2) if rgb.ndim == 3 else np.abs(rgb - colour).max(axis=-1)
+    c = np.asarray(colour).reshape(-1)
+    out = np.abs(rgb[..., 0] - c[0])
+    np.maximum(out, np.abs(rgb[..., 1] - c[1]), out=out)
+    return np.maximum(out, np.abs(rgb[..., 2] - c[2]), out=out)
 
 
 def groups(indices: np.ndarray, gap: int = 1) -> list[tuple[int, int]]:
@@ -26,8 +39,8 @@ def groups(indices: np.ndarray, gap: int = 1) -> list[tuple[int, int]]:
     if indices.size == 0:
         return []
     splits = np.flatnonzero(np.diff(indices) > gap)
-    starts = np.r_[indices[0], indices[splits + 1]]
-    ends = np.r_[indices[splits], indices[-1]]
+    starts = np.concatenate((indices[:1], indices[splits + 1]))
+    ends = np.concatenate((indices[splits], indices[-1:]))
     return list(zip(starts.tolist(), ends.tolist()))
 
 
@@ -40,13 +53,18 @@ def _mode_colour(pixels: np.ndarray) -> Optional[np.ndarray]:
     """
     if len(pixels) == 0:
         return None
-    keys = (pixels[:, 0] >> 3) * 1024 + (pixels[:, 1] >> 3) * 32 + (pixels[:, 2] >> 3)
-    seeds = (np.median(pixels, axis=0), pixels[keys == np.bincount(keys).argmax()].mean(axis=0))
-    for seed in seeds:
-        near = np.abs(pixels - seed).max(axis=1) <= 40
+    for seed in _seeds(pixels):
+        near = colour_distance(pixels, seed) <= 40
         if near.mean() >= 0.35:
             return np.median(pixels[near], axis=0).astype(np.int16)
     return None
+
+
+def _seeds(pixels: np.ndarray) -> Iterator[np.ndarray]:
+    """The median colour, then (only if asked for) the mean of the most common 5-bit bin."""
+    yield np.median(pixels, axis=0)
+    keys = (pixels[:, 0] >> 3) * 1024 + (pixels[:, 1] >> 3) * 32 + (pixels[:, 2] >> 3)
+    yield pixels[keys == np.bincount(keys).argmax()].mean(axis=0)
 
 
 @dataclass(frozen=True)
@@ -82,20 +100,33 @@ def _find_lines(rgb: np.ndarray, ink: np.ndarray, min_cover: float) -> list[Line
     # lines span the whole plot; a tall candle of a gridline's colour reaches less far
     longest = max(l.end - l.start for l in strong)
     strong = [l for l in strong if l.end - l.start >= 0.7 * longest]
-    weak = _line_candidates(rgb, ink, counts, 0.5 * min_cover)
     reach = 0.8 * float(np.median([l.end - l.start for l in strong]))
+
+    def wanted(first: int, last: int) -> bool:  # what the test below needs, known before any colour work
+        return last - first <= 1 and all(first > s.last or last < s.first for s in strong)
+
+    weak = _line_candidates(rgb, ink, counts, 0.5 * min_cover, wanted, reach)
     extra = [l for l in weak if all(l.first > s.last or l.last < s.first for s in strong)
              and l.end - l.start >= reach and l.last - l.first <= 1
              and any(np.abs(l.colour - s.colour).max() < 16 for s in strong)]
     return sorted(strong + extra, key=lambda l: l.first)
 
 
-def _line_candidates(rgb: np.ndarray, ink: np.ndarray, counts: np.ndarray, cover: float) -> list[Line]:
+def _line_candidates(rgb: np.ndarray, ink: np.ndarray, counts: np.ndarray, cover: float,
+                     wanted: Optional[Callable[[int, int], bool]] = None, reach: float = 0.0) -> list[Line]:
+    """Lines among the row groups covered >= ``cover``; ``wanted`` (first, last) and ``reach``
+    (the least extent) skip groups early that the caller would drop anyway."""
     lines = []
     for first, last in groups(np.flatnonzero(counts >= cover * ink.shape[1])):
         if last - first > 3:  # a thick band is content (a wide body, text), not a line
             continue
+        if wanted is not None and not wanted(first, last):
+            continue
         row = int(first + np.argmax(counts[first : last + 1]))
+        if reach > 0:
+            inked = np.flatnonzero(ink[row])
+            if inked[-1] + 1 - inked[0] < reach:  # the line's extent lies within its row's ink
+                continue
         colour = _mode_colour(rgb[row][ink[row]])
         if colour is None:
             continue
@@ -128,7 +159,7 @@ def _blend(rgb: np.ndarray, line: np.ndarray, background: np.ndarray) -> tuple[n
     norm = float(axis @ axis) or 1.0
     t = np.clip(((rgb - background).astype(float) @ axis) / norm, 0.0, 1.0)
     mix = background + t[..., None] * axis
-    return np.abs(rgb - mix).max(axis=-1) <= GRID_DELTA, t
+    return channel_max(np.abs(rgb - mix)) <= GRID_DELTA, t
 
 
 def _blend_of(rgb: np.ndarray, line: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -170,19 +201,17 @@ def clean_ink(rgb: np.ndarray, ink: np.ndarray, background: np.ndarray) -> tuple
 
 def hysteresis(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
     """``weak`` pixels in vertical runs that contain a ``strong`` one (plus every strong one)."""
-    mask = (weak | strong).T  # one row per image column
-    padded = np.zeros((mask.shape[0], mask.shape[1] + 1), dtype=bool)
-    padded[:, :-1] = mask
-    flat = padded.ravel()
-    starts = flat & ~np.r_[False, flat[:-1]]
-    ids = np.cumsum(starts) * flat
-    strong_flat = np.zeros_like(padded)
-    strong_flat[:, :-1] = strong.T
-    has_strong = np.zeros(int(ids.max()) + 1, dtype=bool)
-    has_strong[ids[strong_flat.ravel()]] = True
-    has_strong[0] = False
-    keep = has_strong[ids].reshape(padded.shape)[:, :-1]
-    return keep.T
+    mask = weak | strong
+    starts = mask.copy()
+    starts[1:] &= ~mask[:-1]
+    # a label per vertical run: its rank in its column plus the runs of the columns before
+    per_column = starts.sum(axis=0, dtype=np.int32)
+    offset = np.r_[np.int32(0), np.cumsum(per_column, dtype=np.int32)[:-1]]
+    ids = np.cumsum(starts, axis=0, dtype=np.int32)
+    ids += offset[None, :]
+    has_strong = np.zeros(int(per_column.sum()) + 1, dtype=bool)
+    has_strong[ids[strong]] = True
+    return has_strong[ids] & mask
 
 
 def plot_mask(ink: np.ndarray) -> np.ndarray:

@@ -1,0 +1,235 @@
+"""Measure every candle of a grid at once: rows x slots x columns arrays, then a short pass per candle.
+
+The rules are those of ``candles.measure`` (which calls this with one centre):
+
+* the window of a candle is the columns within ``0.45 * spacing`` of its centre;
+* a **body** row is wide (>= ``body_thr``), stays within the body's columns and is
+  centred on the candle (a moving average crossing the window reaches beyond them,
+  or drifts across them when steep); the largest group of such rows (gaps of 2
+  rows bridged) is the body, or the wick's middle row when there is none;
+* the **wick** is the inked column nearest the centre (within a quarter window)
+  with the most ink; it is walked up and down from the body, tolerating gaps of
+  up to 2 pixels, to the high and the low;
+* the body's **edge** colour is the most common colour (5-bit bins) on its first
+  and last inked columns, its **fill** that of the columns between them, the wick
+  column left out (it may show through a hollow body).
+
+All of it is computed for every candle at once in numpy (rows x candles x columns
+arrays; the colour modes by one sort of (candle, colour bin) pairs): there is no
+per-candle Python loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+
+def colour_keys(rgb: np.ndarray) -> np.ndarray:
+    """5-bit colour bin of each pixel (r, g, b >> 3 packed into 15 bits)."""
+    r, g, b = (rgb[..., i].astype(np.int32) >> 3 for i in range(3))
+    return (r << 10) | (g << 5) | b
+
+
+def mode_colour(pixels: np.ndarray, keys: Optional[np.ndarray] = None) -> np.ndarray:
+    """Mean of the most common colour (5-bit bins) of ``pixels`` (N x 3): an overlay crossing a body
+    is a minority. ``keys`` are the pixels' bins when already known."""
+    if keys is None:
+        keys = colour_keys(pixels)
+    return pixels[keys == np.bincount(keys).argmax()].mean(axis=0)
+
+
+class _Batch:
+    """The windows of all candles: ink as rows x candles x columns, and per-row extents."""
+
+    def __init__(self, ink: np.ndarray, centres: np.ndarray, spacing: float, body_thr: float, body_w: float):
+        self.half = max(1, int(0.45 * spacing))
+        self.rounded = np.round(centres).astype(int)
+        self.cols = self.rounded[:, None] + np.arange(-self.half, self.half + 1)[None, :]
+        self.valid = (self.cols >= 0) & (self.cols < ink.shape[1])
+        win = ink[:, np.clip(self.cols, 0, ink.shape[1] - 1)] & self.valid[None]  # rows x candles x columns
+        self.win = win
+        any_ink = win.any(axis=2)
+        k = win.shape[2]
+        first = np.argmax(win, axis=2)
+        last = k - 1 - np.argmax(win[:, :, ::-1], axis=2)
+        self.spans = np.where(any_ink, last - first + 1, 0)
+        self.row_ink = any_ink
+        offset = self.cols[:, 0][None, :] - centres[None, :]  # column 0 of each window, relative to cx
+        mid = (first + last) / 2.0 + offset
+        reach = 0.5 * body_w + 1.5
+        centred = np.abs(mid) <= max(1.5, 0.2 * body_w)
+        inside = (first + offset >= -reach) & (last + offset <= reach) & centred
+        self.body_rows = (self.spans >= body_thr) & inside & any_ink
+        self.counts = win.sum(axis=0)  # candles x columns
+        self.wick = self._wick_columns()
+        n = len(centres)
+        pick = np.clip(self.wick[:, None] + np.arange(-1, 2)[None, :], 0, k - 1)
+        pick_ok = self.valid[np.arange(n)[:, None], pick] & (np.abs(pick - self.wick[:, None]) <= 1)
+        self.column = (win[:, np.arange(n)[:, None], pick] & pick_ok[None]).any(axis=2)  # rows x candles
+
+    def _wick_columns(self) -> np.ndarray:
+        """Per candle, the window column nearest the centre (within a quarter window) with the most ink."""
+        width = self.valid.sum(axis=1)
+        quarter = np.maximum(1, width // 4)
+        j = np.arange(self.cols.shape[1])[None, :]
+        near = self.valid & (np.abs(j - self.half) <= quarter[:, None])
+        scored = np.where(near, self.counts, -1)
+        fallback = np.where(self.valid, self.counts, -1)
+        return np.where(near.any(axis=1), np.argmax(scored, axis=1), np.argmax(fallback, axis=1))
+
+
+_BINS = 1 << 15  # 5-bit colour bins
+
+
+def _close(mask: np.ndarray, gap: int) -> np.ndarray:
+    """``mask`` (rows x candles) with blank runs of <= ``gap`` rows between inked rows filled."""
+    h = mask.shape[0]
+    idx = np.arange(h)[:, None]
+    prev = np.maximum.accumulate(np.where(mask, idx, -2 * h), axis=0)
+    nxt = np.minimum.accumulate(np.where(mask, idx, 3 * h)[::-1], axis=0)[::-1]
+    return mask | (nxt - prev <= gap + 1)
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first row, last row) of the run of ``mask`` each position is in (rows x candles)."""
+    h = mask.shape[0]
+    idx = np.broadcast_to(np.arange(h)[:, None], mask.shape)
+    above = np.zeros_like(mask)
+    above[1:] = mask[:-1]
+    below = np.zeros_like(mask)
+    below[:-1] = mask[1:]
+    first = np.maximum.accumulate(np.where(mask & ~above, idx, -1), axis=0)
+    last = np.minimum.accumulate(np.where(mask & ~below, idx, h)[::-1], axis=0)[::-1]
+    return first, last
+
+
+def _nearest(column: np.ndarray, start: np.ndarray, step: int, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, found) of the first inked row of each candle's column within ``reach`` rows of ``start``."""
+    h, n = column.shape
+    rows = start[None, :] + step * np.arange(1, reach + 1)[:, None]
+    ok = (rows >= 0) & (rows < h)
+    hit = column[np.clip(rows, 0, h - 1), np.arange(n)[None, :]] & ok
+    k = np.argmax(hit, axis=0)
+    return rows[k, np.arange(n)], hit.any(axis=0)
+
+
+def _grouped_mode(candle: np.ndarray, keys: np.ndarray, pixels: np.ndarray, n: int) -> np.ndarray:
+    """Per candle, the mean of its pixels in their most common colour bin (the lowest bin on ties)."""
+    out = np.full((n, 3), np.nan)
+    if candle.size == 0:
+        return out
+    pair = candle.astype(np.int64) * _BINS + keys
+    uniq, counts = np.unique(pair, return_counts=True)
+    owner = uniq // _BINS
+    order = np.lexsort((uniq, -counts, owner))
+    firsts = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
+    chosen = np.zeros(n, dtype=np.int64) - 1
+    chosen[owner[firsts]] = uniq[firsts]
+    sel = pair == chosen[candle]
+    size = np.bincount(candle[sel], minlength=n)
+    for c in range(3):
+        out[:, c] = np.bincount(candle[sel], weights=pixels[sel, c], minlength=n) / np.maximum(size, 1)
+    return out
+
+
+def _body_groups(batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
+    """(top, bottom) rows of each candle's body: the largest group of body rows (gaps of 2 bridged),
+    or the middle inked row of the wick column (of the window) when no row is wide enough."""
+    closed = _close(batch.body_rows, 2)
+    first, last = _runs(closed)
+    length = np.where(closed, last - first, -1)
+    y = np.argmax(length, axis=0)  # the first of the longest runs
+    n = closed.shape[1]
+    top, bottom = first[y, np.arange(n)], last[y, np.arange(n)]
+    src = np.where(batch.column.any(axis=0)[None, :], batch.column, batch.row_ink)
+    cum = np.cumsum(src, axis=0)
+    mid = np.argmax(cum > (cum[-1] // 2)[None, :], axis=0)
+    none = ~batch.body_rows.any(axis=0)
+    return np.where(none, mid, top), np.where(none, mid, bottom)
+
+
+def _walks(column: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(high, low) rows: the wick column walked up from the body's top and down from its bottom,
+    skipping gaps of up to 2 blank rows."""
+    first, last = _runs(_close(column, 2))
+    n = column.shape[1]
+    up, up_found = _nearest(column, top, -1, 3)
+    down, down_found = _nearest(column, bottom, +1, 3)
+    high = np.where(up_found, first[np.clip(up, 0, None), np.arange(n)], top)
+    low = np.where(down_found, last[np.clip(down, None, column.shape[0] - 1), np.arange(n)], bottom)
+    return high, low
+
+
+def _widths(spans: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    """Median row span of each candle's body rows."""
+    rows = np.arange(spans.shape[0])[:, None]
+    inside = (rows >= top[None, :]) & (rows <= bottom[None, :])
+    ranked = np.sort(np.where(inside, spans, np.iinfo(np.int32).max), axis=0)
+    m = bottom - top + 1
+    n = np.arange(spans.shape[1])
+    return (ranked[(m - 1) // 2, n] + ranked[m // 2, n]) / 2.0
+
+
+def _colours(batch: _Batch, rgb: np.ndarray, keys: Optional[np.ndarray], top: np.ndarray,
+             bottom: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(edge colours, inside colours) of every body (n x 3); the wick column is avoided."""
+    h, n, k = batch.win.shape
+    rows = np.arange(h)[:, None]
+    in_body = (rows >= top[None, :]) & (rows <= bottom[None, :])
+    inked = (batch.win & in_body[:, :, None]).any(axis=0)  # candles x columns
+    j = np.arange(k)[None, :]
+    left = np.argmax(inked, axis=1)[:, None]
+    right = (k - 1 - np.argmax(inked[:, ::-1], axis=1))[:, None]
+    edge_cols = inked & ((j == left) | (j == right))
+    edge = batch.win & in_body[:, :, None] & edge_cols[None]
+    tall = (bottom - top + 1) > 2
+    wick = batch.wick[:, None]
+    fill_rows = np.where(tall[None, :], (rows > top[None, :]) & (rows < bottom[None, :]), in_body)
+    inner = batch.valid & (j > left) & (j < right) & (j != wick)
+    inner = np.where(inner.any(axis=1)[:, None], inner, j == wick)
+    fill = fill_rows[:, :, None] & inner[None]
+    out = []
+    for mask in (edge, fill):
+        y, c, jj = np.nonzero(mask)
+        x = batch.cols[c, jj]
+        pixels = rgb[y, x]
+        out.append(_grouped_mode(c, colour_keys(pixels) if keys is None else keys[y, x], pixels, n))
+    return out[0], out[1]
+
+
+def measure_many(ink: np.ndarray, rgb: np.ndarray, centres: np.ndarray, spacing: float, body_thr: float,
+                 body_w: float, keys: Optional[np.ndarray] = None) -> list[Optional[Any]]:
+    """A ``RawCandle`` per centre (None where its window holds no ink); see the module docstring.
+
+    ``keys`` are ``colour_keys(rgb)`` when the caller already has them (else the
+    bins of the few pixels looked at are computed).
+    """
+    from .candles import RawCandle
+
+    centres = np.asarray(centres, dtype=float).reshape(-1)
+    if centres.size == 0:
+        return []
+    batch = _Batch(ink, centres, spacing, body_thr, body_w)
+    has_ink = batch.row_ink.any(axis=0)
+    top, bottom = _body_groups(batch)
+    high, low = _walks(batch.column, top, bottom)
+    widths = _widths(batch.spans, top, bottom)
+    edges, fills = _colours(batch, rgb, keys, top, bottom)
+    return [
+        RawCandle(
+            x=float(cx),
+            body_top=int(top[i]),
+            # rows are pixel indices; the last inked row of a body edge or wick is
+            # within half a pixel of the price (measured on rendered charts)
+            body_bottom=int(bottom[i]) + 0.5,
+            high=int(high[i]),
+            low=int(low[i]),
+            edge=edges[i],
+            fill=fills[i],
+            width=float(widths[i]),
+        )
+        if has_ink[i] else None
+        for i, cx in enumerate(centres)
+    ]
