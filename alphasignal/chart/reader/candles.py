@@ -11,10 +11,7 @@
   body (filled, or hollow: the span between its edges counts); the wick column is
   walked up and down from the body, tolerating 2-pixel occlusions, to the high and
   the low.
-* **Up or down.** The two most frequent inside colours of bodies tall enough to
-  have an inside are the two directions (hollow bodies show the background); short
-  bodies join the cluster with the nearer edge colour. Which cluster is "up" is chosen so that closes lie nearest the next
-  opens (true of any bar series without large gaps).
+* **Up or down** is decided in ``direction``.
 """
 
 from __future__ import annotations
@@ -287,46 +284,6 @@ def measure(
     a whole grid at once, by the same rules.)
     """
     return measure_many(ink, rgb, np.array([cx], dtype=float), spacing, body_thr, body_w)[0]
-
-
-def _two_seeds(colours: np.ndarray) -> np.ndarray:
-    """The two most frequent clearly different colours (5-bit bins): the up and down fills."""
-    keys = (colours[:, 0].astype(int) >> 3) * 1024 + (colours[:, 1].astype(int) >> 3) * 32 + (colours[:, 2].astype(int) >> 3)
-    bins, counts = np.unique(keys, return_counts=True)
-    order = bins[np.argsort(-counts)]
-    first = colours[keys == order[0]].mean(axis=0)
-    for key in order[1:]:
-        other = colours[keys == key].mean(axis=0)
-        if np.abs(other - first).max() > 40:
-            return np.array([first, other])
-    return np.array([first, first])
-
-
-def assign_direction(raws: list[RawCandle]) -> tuple[np.ndarray, float]:
-    """(up flags, distance between the two colour clusters); see the module docstring."""
-    tall = np.array([r.body_bottom - r.body_top >= 4 for r in raws])
-    if tall.sum() < 2:
-        tall[:] = True
-    fills = np.array([r.fill for r in raws], dtype=float)
-    edges = np.array([r.edge for r in raws], dtype=float)
-    seeds = _two_seeds(fills[tall])
-    labels = np.abs(fills[:, None] - seeds[None]).max(axis=2).argmin(axis=1)
-    edge_means = [edges[tall & (labels == c)].mean(axis=0) if (tall & (labels == c)).any() else seeds[c]
-                  for c in (0, 1)]
-    short = ~tall
-    if short.any():
-        labels[short] = np.abs(edges[short][:, None] - np.array(edge_means)[None]).max(axis=2).argmin(axis=1)
-    split = float(np.abs(seeds[0] - seeds[1]).max())
-    tops = np.array([r.body_top for r in raws], dtype=float)
-    bottoms = np.array([r.body_bottom for r in raws], dtype=float)
-    best, best_cost = labels == 0, np.inf
-    for up_label in (0, 1):
-        up = labels == up_label
-        opens, closes = np.where(up, bottoms, tops), np.where(up, tops, bottoms)
-        cost = float(np.abs(closes[:-1] - opens[1:]).sum())
-        if cost < best_cost:
-            best, best_cost = up, cost
-    return best, split
 
 
 # ---------------------------------------------------------------------- palette

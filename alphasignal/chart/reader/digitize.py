@@ -37,11 +37,11 @@ import numpy as np
 
 from ...errors import ImageError
 from .lines import Line, clean_ink, colour_distance, erase_cols, erase_rows, hysteresis, plot_mask
+from .direction import assign_direction
 from .measure import measure_many
 from .panel import Panel, find_panel
 from .candles import (
     RawCandle,
-    assign_direction,
     body_threshold,
     candle_ink,
     find_slots,
@@ -177,7 +177,7 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
     body_thr, body_w, wick_w = body_threshold(ink, slots.centres, slots.spacing)
     measured = _on_candle_colours(ink, region, np.asarray(local_bg), slots, body_thr, body_w)
     if measured is None:
-        measured = _on_all_ink(ink, raw, region, slots, body_thr, body_w, result.warnings)
+        measured = _on_all_ink(ink, raw, region, np.asarray(local_bg), slots, body_thr, body_w, result.warnings)
     if measured is None:
         result.warnings.append("fewer than 2 candles could be measured")
         return result
@@ -215,7 +215,7 @@ def _continuity(bars: list[PixelBar]) -> float:
     return float(np.median(gaps) / max(float(np.median(ranges)), 1.0))
 
 
-def _on_all_ink(ink, raw, region, slots, body_thr, body_w, warnings):  # type: ignore[no-untyped-def]
+def _on_all_ink(ink, raw, region, background, slots, body_thr, body_w, warnings):  # type: ignore[no-untyped-def]
     """(candles, up flags, colour split) measured on all the panel's ink; None if fewer than 2."""
     raws = measure_many(ink, region, slots.centres, slots.spacing, body_thr, body_w)
     hidden = [i for i, r in enumerate(raws) if r is None]
@@ -229,7 +229,7 @@ def _on_all_ink(ink, raw, region, slots, body_thr, body_w, warnings):  # type: i
     raws = [r for r in raws if r is not None]
     if len(raws) < _MIN_BARS:
         return None
-    up, split = assign_direction(raws)
+    up, split = assign_direction(raws, background)
     return raws, up, split
 
 
@@ -245,7 +245,7 @@ def _on_candle_colours(ink, region, background, slots, body_thr, body_w):  # typ
              if r is not None]
     if len(found) < _MIN_BARS:
         return None
-    colours = palette(found, assign_direction(found)[0], ink, region, background)
+    colours = palette(found, assign_direction(found, background)[0], ink, region, background)
     if not colours:
         return None
     own = candle_ink(ink, region, colours, background)
@@ -258,7 +258,7 @@ def _on_candle_colours(ink, region, background, slots, body_thr, body_w):  # typ
         return None
     # slots at the ends with none of the candles' colours held only an overlay (a line's end, a legend)
     again = again[kept[0] : kept[-1] + 1]
-    up, split = assign_direction(again)
+    up, split = assign_direction(again, background)
     return again, up, split
 
 
