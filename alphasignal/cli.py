@@ -73,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--data", type=Path, default=Path("datasets/financial_phrasebank/fpb_split.csv"))
     tm.add_argument("--out", type=Path, default=None, help="weights folder (default: the package's)")
     tm.add_argument("--epochs", type=int, default=None)
-    tm.add_argument("--rank", type=int, default=None, help="LoRA rank")
+    tm.add_argument("--method", choices=("lora", "full"), default=None, help="LoRA factors, or every encoder matrix")
+    tm.add_argument("--rank", type=int, default=None, help="LoRA rank (full: rank the saved delta is truncated to)")
+    tm.add_argument("--lr", type=float, default=None, help="encoder learning rate (LoRA factors, or the top layer)")
+    tm.add_argument("--layer-decay", type=float, default=None, help="full: lr factor per layer further down")
+    tm.add_argument("--schedule", choices=("cosine", "linear"), default=None, help="decay after the warm-up")
     tm.add_argument("--seed", type=int, default=None)
     tm.add_argument("--soup", type=int, default=None, help="models to train and maybe average (default 3)")
     tm.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -220,7 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         from .news.finetune import FinetuneConfig, finetune
 
-        flags = ("epochs", "rank", "seed", "soup", "threads")
+        flags = ("method", "epochs", "rank", "lr", "layer_decay", "schedule", "seed", "soup", "threads")
         given = {k: getattr(args, k) for k in flags if getattr(args, k) is not None}
         log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
         record = finetune(args.data, args.out or WEIGHTS_DIR, replace(FinetuneConfig(), **given), log=log)

@@ -180,7 +180,8 @@ def test_torch_model_matches_the_numpy_encoder_after_export(tmp_path):
 
 
 @pytest.mark.slow
-def test_finetune_reads_only_train_rows_and_saves_a_loadable_model(tmp_path):
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_finetune_reads_only_train_rows_and_saves_a_loadable_model(tmp_path, method):
     pytest.importorskip("torch")
     from alphasignal.news.finetune import FinetuneConfig, finetune
     from alphasignal.news.model import HEAD_FILE, SentimentModel
@@ -193,7 +194,7 @@ def test_finetune_reads_only_train_rows_and_saves_a_loadable_model(tmp_path):
     data = tmp_path / "toy.csv"
     with open(data, "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows([("sentence", "label", "max_agreement_level", "split"), *rows])
-    cfg = FinetuneConfig(epochs=1, rank=2, batch_size=8, val_fraction=0.25, threads=1, soup=2)
+    cfg = FinetuneConfig(method=method, epochs=1, rank=2, batch_size=8, val_fraction=0.25, threads=1, soup=2)
     logs: list[str] = []
     record = finetune(data, tmp_path / "out", cfg, log=logs.append)
     assert record["n_train"] + record["n_validation"] == 24
@@ -202,6 +203,12 @@ def test_finetune_reads_only_train_rows_and_saves_a_loadable_model(tmp_path):
     model = SentimentModel.load(tmp_path / "out")
     assert model.encoder.adapter_sha256 == record["adapter_sha256"]
     assert model.head.temperature == record["temperature"] > 0
+    saved = EncoderAdapter.load(tmp_path / "out" / ADAPTER_FILE)
+    assert saved.meta["method"] == method
+    assert record["adapter_bytes"] == (tmp_path / "out" / ADAPTER_FILE).stat().st_size
+    # LoRA: k models' rank-2 factors average exactly at rank 2k; full: the averaged delta is cut to rank 2
+    k = saved.meta["snapshots_averaged"]
+    assert {a.shape[0] for a, _ in saved.lora.values()} == ({2 * k} if method == "lora" else {2})
     probs = model.predict_proba(["Profit rose 3 %"])
     assert probs.shape == (1, 3) and abs(probs.sum() - 1) < 1e-9
 
@@ -219,3 +226,88 @@ def test_head_refuses_a_missing_or_different_delta(tmp_path):
     other.save(tmp_path / ADAPTER_FILE)
     with pytest.raises(BackendUnavailable, match="expects encoder delta"):
         SentimentModel.load(tmp_path)
+
+
+# ------------------------------------------------------------------ full fine-tuning
+
+
+def test_low_rank_delta_is_exact_below_its_rank_and_best_above():
+    from alphasignal.news.adapter import low_rank_delta
+
+    rng = np.random.default_rng(0)
+    delta = rng.normal(size=(6, 3)) @ rng.normal(size=(3, 5))  # rank 3
+    a, b = low_rank_delta(delta, 7)
+    assert a.shape == (5, 5) and b.shape == (6, 5)  # no more factors than the matrix has singular values
+    np.testing.assert_allclose(b @ a, delta, atol=1e-5)
+    a, b = low_rank_delta(delta, 3)
+    np.testing.assert_allclose(b @ a, delta, atol=1e-5)
+    a, b = low_rank_delta(delta, 1)
+    s = np.linalg.svd(delta, compute_uv=False)
+    assert np.linalg.norm(delta - b @ a) == pytest.approx(np.sqrt(np.sum(s[1:] ** 2)), rel=1e-4)
+
+
+def test_config_errors_say_what_to_use():
+    pytest.importorskip("torch")
+    from alphasignal.errors import InputError
+    from alphasignal.news.finetune import FinetuneConfig, build_model, export
+
+    with pytest.raises(InputError, match="use one of lora, full"):
+        build_model({}, FinetuneConfig(method="qlora"))
+    with pytest.raises(InputError, match="use one of cosine, linear"):
+        build_model({}, FinetuneConfig(schedule="step"))
+    with pytest.raises(InputError, match="needs the base weights"):
+        export([{}], FinetuneConfig(method="full"), "b" * 64, {})
+
+
+def _tiny_weights(layers: int = 2, hidden: int = 24, ffn: int = 48, vocab: int = 10) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    w = {
+        "embeddings.word_embeddings.weight": rng.normal(size=(vocab, hidden)),
+        "embeddings.position_embeddings.weight": rng.normal(size=(16, hidden)),
+        "embeddings.token_type_embeddings.weight": rng.normal(size=(2, hidden)),
+        "embeddings.LayerNorm.weight": np.ones(hidden), "embeddings.LayerNorm.bias": np.zeros(hidden),
+    }
+    shapes = {"attention.self.query": (hidden, hidden), "attention.self.key": (hidden, hidden),
+              "attention.self.value": (hidden, hidden), "attention.output.dense": (hidden, hidden),
+              "intermediate.dense": (ffn, hidden), "output.dense": (hidden, ffn)}
+    for i in range(layers):
+        for name, shape in shapes.items():
+            w[f"encoder.layer.{i}.{name}.weight"] = rng.normal(size=shape) * 0.1
+            w[f"encoder.layer.{i}.{name}.bias"] = np.zeros(shape[0])
+        for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
+            w[f"encoder.layer.{i}.{ln}.weight"], w[f"encoder.layer.{i}.{ln}.bias"] = np.ones(hidden), np.zeros(hidden)
+    return {k: v.astype(np.float32) for k, v in w.items()}
+
+
+def test_full_finetuning_trains_every_matrix_with_layer_decay_and_exports_what_it_learned():
+    torch = pytest.importorskip("torch")
+    from alphasignal.news.finetune import FinetuneConfig, _param_groups, build_model, export, load_merged
+
+    weights = _tiny_weights()
+    cfg = FinetuneConfig(method="full", rank=3, lr=1e-4, layer_decay=0.5, head_lr=1e-3, dropout=0.0)
+    model = build_model(weights, cfg, heads=4)
+    lrs = {id(p): g["lr"] for g in _param_groups(model, cfg) for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert lrs[id(named["layers.1.lin.intermediate_dense.weight"])] == pytest.approx(1e-4)  # top layer
+    assert lrs[id(named["layers.0.lin.intermediate_dense.weight"])] == pytest.approx(5e-5)
+    assert lrs[id(named["ln.weight"])] == pytest.approx(2.5e-5)  # the embedding LayerNorm is deepest
+    assert lrs[id(named["head.weight"])] == pytest.approx(1e-3)
+    assert not any("lora" in n for n in named)
+    rng = np.random.default_rng(1)
+    with torch.no_grad():  # a rank-2 change to every matrix: the rank-3 export keeps it exactly
+        for name, p in named.items():
+            if ".lin." in name and name.endswith(".weight"):
+                change = rng.normal(size=(p.shape[0], 2)) @ rng.normal(size=(2, p.shape[1])) * 0.05
+                p.add_(torch.from_numpy(change.astype(np.float32)))
+    ids, mask = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]]), torch.tensor([[1.0, 1, 1, 1], [1, 1, 0, 0]])
+    model.eval()
+    with torch.no_grad():
+        expected = model(ids, mask).numpy()
+    adapter, w, b = export([model.state_dict()], cfg, "b" * 64, {}, base_weights=weights)
+    assert adapter.scale == 1.0 and all(a.shape[0] == 3 for a, _ in adapter.lora.values())
+    fresh = build_model(weights, cfg, heads=4)
+    fresh.eval()
+    load_merged(fresh, adapter.apply(weights, "b" * 64), w, b)
+    with torch.no_grad():
+        got = fresh(ids, mask).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)

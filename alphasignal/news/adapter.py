@@ -4,7 +4,9 @@ Fine-tuning all of MiniLM would mean committing ~90 MB of weights. The builtin
 model instead stores what training changed, small enough for git:
 
 * ``lora.<key>.a`` (rank × in) and ``lora.<key>.b`` (out × rank), float16, for the
-  attention and feed-forward matrices: the weight becomes ``W + scale · B @ A``;
+  attention and feed-forward matrices: the weight becomes ``W + scale · B @ A``
+  (LoRA factors, or a fully fine-tuned matrix's change cut to low rank by SVD,
+  :func:`low_rank_delta`, with scale 1);
 * ``full.<key>``: tensors replaced outright (biases and LayerNorm parameters, a
   few thousand numbers each);
 * ``meta``: a JSON string with the rank, the scale and the sha256 of the base
@@ -103,6 +105,13 @@ class EncoderAdapter:
             meta=meta,
             sha256=hashlib.sha256(raw).hexdigest(),
         )
+
+
+def low_rank_delta(delta: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, B)`` with ``B @ A`` the best rank-``rank`` approximation of ``delta`` (A: rank×in)."""
+    u, s, vt = np.linalg.svd(delta.astype(np.float64), full_matrices=False)
+    r = min(rank, len(s))
+    return vt[:r].astype(np.float32), (u[:, :r] * s[:r]).astype(np.float32)
 
 
 def _require(weights: dict[str, np.ndarray], key: str) -> np.ndarray:

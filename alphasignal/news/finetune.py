@@ -1,17 +1,21 @@
-"""Fine-tune MiniLM for financial sentiment with LoRA (torch, CPU; training only).
+"""Fine-tune MiniLM for financial sentiment (torch, CPU; training only).
 
 ``alphasignal train news-model`` runs :func:`finetune`: MiniLM (the same
-weights the numpy encoder runs) gets LoRA factors on every attention and
-feed-forward matrix, trainable biases and LayerNorms, and a linear softmax head
-on the L2-normalised mean-pooled embedding, trained end to end with
-cross-entropy on ``split == "train"`` rows of the Financial PhraseBank.
+weights the numpy encoder runs) and a linear softmax head on the L2-normalised
+mean-pooled embedding are trained end to end with cross-entropy on
+``split == "train"`` rows of the Financial PhraseBank. ``method="lora"`` trains
+LoRA factors on every attention and feed-forward matrix plus the biases and
+LayerNorms; ``method="full"`` trains every encoder tensor (the token and
+position embeddings stay frozen), with a per-layer learning-rate decay, and
+saves the averaged change of each matrix truncated by SVD to ``rank``.
 
 A stratified validation fold (by label and annotator agreement) is carved out
-of the train rows; it picks the epoch (or an average of the last epochs'
-weights) by accuracy, then log-loss, and fits the temperature that calibrates
-the probabilities. The test rows are never read here. What is saved:
-``adapter.npz`` (the encoder delta, ~3 MB) and ``head.npz`` (head, temperature,
-training record), merged into the numpy encoder at load time.
+of the train rows; it picks each model's best epoch or the average of the
+models' weights by accuracy, then log-loss, scores the delta exactly as saved
+and fits the temperature that calibrates the probabilities. The test rows are
+never read here. What is saved: ``adapter.npz`` (the encoder delta as low-rank
+factors) and ``head.npz`` (head, temperature, training record), merged into
+the numpy encoder at load time.
 
 torch is imported inside functions only; nothing at inference imports this module.
 """
@@ -27,7 +31,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import BackendUnavailable, InputError
-from .adapter import ADAPTER_FILE, EncoderAdapter
+from .adapter import ADAPTER_FILE, EncoderAdapter, low_rank_delta
 from .calibration import expected_calibration_error, fit_temperature
 from .encoder import MODEL_NAME, file_sha256, packaged_model_dir
 from .model import HEAD_FILE, LABELS, MODEL_ID, Head
@@ -42,11 +46,18 @@ LORA_TARGETS = (
 )
 
 
+METHODS = ("lora", "full")
+SCHEDULES = ("cosine", "linear")
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
-    rank: int = 16
+    method: str = "lora"  # "lora": low-rank factors; "full": every encoder matrix, exported as a truncated SVD
+    rank: int = 16  # LoRA rank, or with method "full" the rank the averaged delta is truncated to for export
     alpha: float = 32.0
-    lr: float = 5e-4  # LoRA factors
+    lr: float = 5e-4  # LoRA factors, or with method "full" the top layer's matrices
+    layer_decay: float = 1.0  # method "full": each layer below the top trains at this fraction of the next one's lr
+    schedule: str = "cosine"  # after the linear warm-up: "cosine" or "linear" decay to zero
     norm_lr: float = 1e-4  # biases and LayerNorms
     head_lr: float = 1e-3
     epochs: int = 2
@@ -80,6 +91,8 @@ def build_model(weights: dict[str, np.ndarray], cfg: FinetuneConfig, heads: int 
     nn = torch.nn
     F = torch.nn.functional
 
+    _check_config(cfg)
+
     class LoRALinear(nn.Module):
         def __init__(self, w: np.ndarray, b: np.ndarray):
             super().__init__()
@@ -93,6 +106,17 @@ def build_model(weights: dict[str, np.ndarray], cfg: FinetuneConfig, heads: int 
         def forward(self, x):
             return F.linear(x, self.weight, self.bias) + (x @ self.lora_a.T @ self.lora_b.T) * self.scale
 
+    class FullLinear(nn.Module):
+        def __init__(self, w: np.ndarray, b: np.ndarray):
+            super().__init__()
+            self.weight = nn.Parameter(torch.from_numpy(np.array(w, dtype=np.float32)))
+            self.bias = nn.Parameter(torch.from_numpy(np.array(b, dtype=np.float32)))
+
+        def forward(self, x):
+            return F.linear(x, self.weight, self.bias)
+
+    Linear = LoRALinear if cfg.method == "lora" else FullLinear
+
     def norm(prefix: str) -> nn.LayerNorm:
         ln = nn.LayerNorm(weights[prefix + ".weight"].shape[0], eps=eps)
         ln.weight.data = torch.from_numpy(np.array(weights[prefix + ".weight"], dtype=np.float32))
@@ -103,7 +127,7 @@ def build_model(weights: dict[str, np.ndarray], cfg: FinetuneConfig, heads: int 
         def __init__(self, p: str):
             super().__init__()
             self.lin = nn.ModuleDict(
-                {t.replace(".", "_"): LoRALinear(weights[f"{p}{t}.weight"], weights[f"{p}{t}.bias"]) for t in LORA_TARGETS}
+                {t.replace(".", "_"): Linear(weights[f"{p}{t}.weight"], weights[f"{p}{t}.bias"]) for t in LORA_TARGETS}
             )
             self.ln1 = norm(p + "attention.output.LayerNorm")
             self.ln2 = norm(p + "output.LayerNorm")
@@ -155,12 +179,17 @@ def build_model(weights: dict[str, np.ndarray], cfg: FinetuneConfig, heads: int 
 
 
 def export(
-    states: list[dict], cfg: FinetuneConfig, base_sha256: str, meta: dict
+    states: list[dict], cfg: FinetuneConfig, base_sha256: str, meta: dict, base_weights: Optional[dict] = None
 ) -> tuple[EncoderAdapter, np.ndarray, np.ndarray]:
     """The average of one or more snapshots (``state_dict``s) as an ``EncoderAdapter`` + head.
 
-    Averaging k LoRA snapshots is exact at rank k·r: ``mean_k(B_k A_k) = [B_1 … B_k]/k · [A_1; …; A_k]``.
+    LoRA: averaging k snapshots is exact at rank k·r: ``mean_k(B_k A_k) = [B_1 … B_k]/k · [A_1; …; A_k]``.
+    Full fine-tuning: the averaged change of each matrix, truncated to rank ``cfg.rank`` by SVD
+    (:func:`low_rank_delta`), so the package holds factors, not matrices; ``base_weights`` (the
+    pretrained tensors the change is measured from) is then required.
     """
+    if cfg.method == "full" and base_weights is None:
+        raise InputError("exporting a fully fine-tuned encoder needs the base weights it started from")
     k = len(states)
 
     def mean(key: str) -> np.ndarray:
@@ -172,16 +201,20 @@ def export(
         p, q = f"encoder.layer.{i}.", f"layers.{i}."
         for target in LORA_TARGETS:
             t = f"{q}lin.{target.replace('.', '_')}."
-            a = np.concatenate([_np(s[t + "lora_a"]) for s in states], axis=0)
-            b = np.concatenate([_np(s[t + "lora_b"]) for s in states], axis=1) / k
-            lora[f"{p}{target}.weight"] = (a, b)
+            if cfg.method == "full":
+                change = mean(t + "weight") - base_weights[f"{p}{target}.weight"]
+                lora[f"{p}{target}.weight"] = low_rank_delta(change, cfg.rank)
+            else:
+                a = np.concatenate([_np(s[t + "lora_a"]) for s in states], axis=0)
+                b = np.concatenate([_np(s[t + "lora_b"]) for s in states], axis=1) / k
+                lora[f"{p}{target}.weight"] = (a, b)
             full[f"{p}{target}.bias"] = mean(t + "bias")
         for name, ln in (("attention.output.LayerNorm", "ln1"), ("output.LayerNorm", "ln2")):
             full[f"{p}{name}.weight"], full[f"{p}{name}.bias"] = mean(f"{q}{ln}.weight"), mean(f"{q}{ln}.bias")
     full["embeddings.LayerNorm.weight"], full["embeddings.LayerNorm.bias"] = mean("ln.weight"), mean("ln.bias")
     adapter = EncoderAdapter(
-        lora=lora, full=full, scale=cfg.alpha / cfg.rank, base_sha256=base_sha256,
-        meta={**meta, "snapshots_averaged": k},
+        lora=lora, full=full, scale=1.0 if cfg.method == "full" else cfg.alpha / cfg.rank,
+        base_sha256=base_sha256, meta={**meta, "snapshots_averaged": k},
     )
     return adapter, mean("head.weight").astype(np.float64), mean("head.bias").astype(np.float64)
 
@@ -199,6 +232,40 @@ def load_average(model, states: list[dict]) -> None:
             avg[f"{name}.lora_a"] = torch.zeros_like(module.lora_a)
             avg[f"{name}.lora_b"] = torch.zeros_like(module.lora_b)
     model.load_state_dict(avg)
+
+
+def load_merged(model, merged: dict[str, np.ndarray], head_weight: np.ndarray, head_bias: np.ndarray) -> None:
+    """Put merged encoder weights (``EncoderAdapter.apply``'s output) and a head into ``model``,
+    so validation scores exactly what is saved (SVD truncation and float16 factors included)."""
+    torch = _torch()
+    state = model.state_dict()
+
+    def put(ours: str, theirs: str) -> None:
+        for part in ("weight", "bias"):
+            state[f"{ours}.{part}"] = torch.from_numpy(np.array(merged[f"{theirs}.{part}"], dtype=np.float32))
+
+    for i in range(len(model.layers)):
+        p, q = f"encoder.layer.{i}.", f"layers.{i}."
+        for target in LORA_TARGETS:
+            t = f"{q}lin.{target.replace('.', '_')}"
+            put(t, p + target)
+            if t + ".lora_b" in state:
+                state[t + ".lora_b"] = torch.zeros_like(state[t + ".lora_b"])
+        put(q + "ln1", p + "attention.output.LayerNorm")
+        put(q + "ln2", p + "output.LayerNorm")
+    put("ln", "embeddings.LayerNorm")
+    state["head.weight"] = torch.from_numpy(np.array(head_weight, dtype=np.float32))
+    state["head.bias"] = torch.from_numpy(np.array(head_bias, dtype=np.float32))
+    model.load_state_dict(state)
+
+
+def _check_config(cfg: FinetuneConfig) -> None:
+    if cfg.method not in METHODS:
+        raise InputError(f"unknown fine-tuning method {cfg.method!r}; use one of {', '.join(METHODS)}")
+    if cfg.schedule not in SCHEDULES:
+        raise InputError(f"unknown learning-rate schedule {cfg.schedule!r}; use one of {', '.join(SCHEDULES)}")
+    if cfg.rank < 1 or not 0.0 < cfg.layer_decay <= 1.0:
+        raise InputError(f"rank must be >= 1 and layer_decay in (0, 1], got {cfg.rank} and {cfg.layer_decay}")
 
 
 def _np(t) -> np.ndarray:
@@ -268,24 +335,42 @@ def init_head(model, ids: list[list[int]], labels: np.ndarray, seed: int) -> flo
 
 def _optimizer(model, cfg: FinetuneConfig, steps: int):
     torch = _torch()
-    head = [p for n, p in model.named_parameters() if n.startswith("head.")]
-    lora = [p for n, p in model.named_parameters() if "lora_" in n]
-    rest = [p for n, p in model.named_parameters() if not n.startswith("head.") and "lora_" not in n]
-    opt = torch.optim.AdamW(
-        [
-            {"params": lora, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
-            {"params": rest, "lr": cfg.norm_lr, "weight_decay": 0.0},
-            {"params": head, "lr": cfg.head_lr, "weight_decay": 0.0},
-        ]
-    )
+    opt = torch.optim.AdamW(_param_groups(model, cfg))
     warm = max(1, int(cfg.warmup * steps))
 
-    def schedule(step: int) -> float:  # linear warm-up, then cosine to zero
+    def schedule(step: int) -> float:  # linear warm-up, then cosine or linear decay to zero
         if step < warm:
             return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
+        done = (step - warm) / max(1, steps - warm)
+        return 0.5 * (1 + math.cos(math.pi * done)) if cfg.schedule == "cosine" else max(0.0, 1.0 - done)
 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+
+
+def _param_groups(model, cfg: FinetuneConfig) -> list[dict]:
+    """LoRA: factors at ``lr``, biases/LayerNorms at ``norm_lr``. Full: every encoder tensor at
+    ``lr · layer_decay^(depth from the top)`` (the embedding LayerNorm is the deepest), matrices
+    with weight decay. The head trains at ``head_lr`` either way."""
+    named = list(model.named_parameters())
+    if cfg.method == "lora":
+        pick = lambda test: [p for n, p in named if test(n)]  # noqa: E731
+        return [
+            {"params": pick(lambda n: "lora_" in n), "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+            {"params": pick(lambda n: "lora_" not in n and not n.startswith("head.")), "lr": cfg.norm_lr,
+             "weight_decay": 0.0},
+            {"params": pick(lambda n: n.startswith("head.")), "lr": cfg.head_lr, "weight_decay": 0.0},
+        ]
+    n_layers = len(model.layers)
+    groups = []
+    for name, p in named:
+        if name.startswith("head."):
+            groups.append({"params": [p], "lr": cfg.head_lr, "weight_decay": 0.0})
+            continue
+        depth = int(name.split(".")[1]) + 1 if name.startswith("layers.") else 0
+        matrix = ".lin." in name and name.endswith(".weight")
+        lr = cfg.lr * cfg.layer_decay ** (n_layers - depth)
+        groups.append({"params": [p], "lr": lr, "weight_decay": cfg.weight_decay if matrix else 0.0})
+    return groups
 
 
 def train_epochs(model, ids, labels, cfg: FinetuneConfig, on_epoch=None, log=print) -> None:
@@ -370,7 +455,16 @@ def finetune(
             probe = (model.head.weight.detach().clone(), model.head.bias.detach().clone())
         model.head.weight.data, model.head.bias.data = probe[0].clone(), probe[1].clone()
         members.append(_train_member(model, member_cfg, fit_ids, fit_y, (val_ids, val_y, val_agree), history, log))
-    chosen, logits = choose_snapshots(model, members, history, val_ids, val_y, val_agree, log)
+    chosen = choose_snapshots(model, members, history, val_ids, val_y, val_agree, log)
+    meta = {"method": cfg.method, "rank": cfg.rank, "targets": list(LORA_TARGETS)}
+    adapter, w, b = export(chosen["states"], cfg, base_sha, meta, base_weights=weights)
+    out_dir = Path(out_dir)
+    adapter_path = adapter.save(out_dir / ADAPTER_FILE)
+    saved = EncoderAdapter.load(adapter_path)
+    load_merged(model, saved.apply(weights, base_sha), w, b)
+    logits = predict_logits(model, val_ids)
+    exported = _val_metrics(logits, val_y, val_agree)
+    log(f"as saved ({cfg.method}, rank {cfg.rank}, float16 factors): {exported}")
     temperature = fit_temperature(logits, val_y)
     record = {
         "model_id": MODEL_ID,
@@ -383,15 +477,14 @@ def finetune(
         "config": asdict(cfg),
         "history": history,
         "chosen": chosen["name"],
-        "validation": chosen["row"],
+        "validation": exported,
+        "validation_before_export": chosen["row"],
         "temperature": round(temperature, 4),
         "validation_ece_after": round(expected_calibration_error(_softmax(logits / temperature), val_y), 4),
         "train_seconds": round(time.perf_counter() - started, 1),
+        "adapter_sha256": saved.sha256,
+        "adapter_bytes": adapter_path.stat().st_size,
     }
-    adapter, w, b = export(chosen["states"], cfg, base_sha, {"rank": cfg.rank, "targets": list(LORA_TARGETS)})
-    out_dir = Path(out_dir)
-    adapter_path = adapter.save(out_dir / ADAPTER_FILE)
-    record["adapter_sha256"] = file_sha256(adapter_path)
     head = Head(weight=w, bias=b, encoder_identity=base_sha, meta=record)
     record["head_path"] = str(head.save(out_dir / HEAD_FILE))
     record["adapter_path"] = str(adapter_path)
@@ -418,7 +511,7 @@ def _train_member(model, cfg: FinetuneConfig, fit_ids, fit_y, val, history: list
 _CONSTANT = ("word", "pos", "type0")  # frozen embedding buffers: not worth a copy per snapshot
 
 
-def choose_snapshots(model, members, history, val_ids, val_y, val_agree, log) -> tuple[dict, np.ndarray]:
+def choose_snapshots(model, members, history, val_ids, val_y, val_agree, log) -> dict:
     """By validation accuracy, then log-loss: each model's best epoch, or the average ("soup") of
     every model's last epoch. Averaging fine-tunes that share a start (the pretrained weights and the
     linear-probe head) is a cheap ensemble that costs nothing at inference."""
@@ -434,9 +527,8 @@ def choose_snapshots(model, members, history, val_ids, val_y, val_agree, log) ->
         log(f"  average of {len(states)} models' last epochs: {row}")
         candidates.append({"name": f"average of {len(states)} models' last epochs", "states": states, "row": row})
     chosen = min(candidates, key=lambda c: _rank(c["row"]))
-    load_average(model, chosen["states"])
     log(f"chosen: {chosen['name']}")
-    return chosen, predict_logits(model, val_ids)
+    return chosen
 
 
 def _rank(row: dict) -> tuple[float, float]:
