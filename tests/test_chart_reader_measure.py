@@ -46,17 +46,20 @@ def _reference_hysteresis(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
 def _reference_body_threshold(ink: np.ndarray, centres: np.ndarray, spacing: float) -> tuple[float, float, float]:
     half = max(1, int(0.45 * spacing))
     widest, narrowest = [], []
-    for cx in np.round(centres).astype(int):
+    for centre in centres:
+        cx = int(np.round(centre))
         a, b = max(0, cx - half), min(ink.shape[1], cx + half + 1)
         sub = ink[:, a:b]
+        gap_l, gap_r = int(np.round(centre - 0.5 * spacing)), int(np.round(centre + 0.5 * spacing))
         spans = []
-        for row in sub:
+        for y, row in enumerate(sub):
             cols = np.flatnonzero(row)
-            if cols.size and cols[-1] - cols[0] + 1 < b - a:
+            crossed = all(0 <= g < ink.shape[1] and ink[y, g] for g in (gap_l, gap_r))
+            if cols.size and not crossed:
                 spans.append(cols[-1] - cols[0] + 1)
         if spans:
             widest.append(np.percentile(spans, 90))
-            narrowest.append(min(spans))
+            narrowest.append(np.percentile(spans, 10))
     if not widest:
         return 2.0, 1.0, 1.0
     body, wick = float(np.median(widest)), float(np.median(narrowest))

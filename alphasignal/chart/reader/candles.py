@@ -225,11 +225,28 @@ def find_slots(ink: np.ndarray, raw: Optional[np.ndarray] = None) -> Optional[Sl
 # ---------------------------------------------------------------------- candles
 
 
+def _overlay_rows(ink: np.ndarray, centres: np.ndarray, spacing: float) -> np.ndarray:
+    """Rows x slots: ink in the gaps on both sides of the slot, a line crossing it (not a body).
+
+    A body as wide as the window leaves the gaps blank; only a line running through
+    them (a moving average, a band) or a neighbour touching on both sides inks them.
+    """
+    gaps = []
+    for side in (-0.5, 0.5):
+        col = np.round(centres + side * spacing).astype(int)
+        inside = (col >= 0) & (col < ink.shape[1])
+        gaps.append(ink[:, np.clip(col, 0, ink.shape[1] - 1)] & inside[None])
+    return gaps[0] & gaps[1]
+
+
 def body_threshold(ink: np.ndarray, centres: np.ndarray, spacing: float) -> tuple[float, float, float]:
     """(threshold, body width, wick width) in pixels, from the row spans of every slot (all at once).
 
-    Per slot, the widest rows (90th percentile of the row spans) and the narrowest;
-    a row across the whole window is an overlay and does not count. Spans are small
+    Per slot, the widest rows (90th percentile of the row spans) and the narrow ones
+    (10th percentile: a resized wick is 2 px wide but for its 1-px tips); a row inked
+    in the gaps on both sides of the slot is an overlay and does not count (a row
+    across the whole window does: on dense or resized charts the body fills the
+    window, and dropping it took the blurred wick for the body width). Spans are small
     integers, so the percentiles come from per-slot histograms (numpy's linear rule).
     """
     half = max(1, int(0.45 * spacing))
@@ -241,7 +258,7 @@ def body_threshold(ink: np.ndarray, centres: np.ndarray, spacing: float) -> tupl
     first = np.argmax(windows, axis=2)
     last = k - 1 - np.argmax(windows[:, :, ::-1], axis=2)
     spans = np.where(any_ink, last - first + 1, 0)
-    spans[spans >= valid.sum(axis=1)[None, :]] = 0  # bin 0: not counted
+    spans[_overlay_rows(ink, centres, spacing)] = 0  # bin 0: not counted
     n = spans.shape[1]
     hist = np.bincount((np.arange(n)[None, :] * (k + 1) + spans).ravel(), minlength=n * (k + 1))
     hist = hist.reshape(n, k + 1)[:, 1:]
@@ -254,11 +271,13 @@ def body_threshold(ink: np.ndarray, centres: np.ndarray, spacing: float) -> tupl
     def ranked(r: np.ndarray) -> np.ndarray:  # the value of 0-based rank r in each slot
         return 1.0 + (cum <= r[:, None]).sum(axis=1)
 
-    pos = 0.9 * (count - 1)
-    lo = np.floor(pos)
-    a, b, t = ranked(lo), ranked(np.ceil(pos)), pos - lo
-    widest = np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)
-    narrowest = ranked(np.zeros(count.size))
+    def percentile(q: float) -> np.ndarray:
+        pos = q * (count - 1)
+        lo = np.floor(pos)
+        a, b, t = ranked(lo), ranked(np.ceil(pos)), pos - lo
+        return np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)
+
+    widest, narrowest = percentile(0.9), percentile(0.1)
     body, wick = float(np.median(widest)), float(np.median(narrowest))
     return wick + max(1.0, 0.5 * (body - wick)), body, wick
 
