@@ -69,7 +69,8 @@ def _spacing(profile: np.ndarray) -> Optional[float]:
     ac = np.fft.irfft(spectrum * np.conj(spectrum))[1 : max_lag + 1] / (n - np.arange(1, max_lag + 1))
     ac /= float(p @ p) / n or 1.0
     lags = np.arange(1, max_lag + 1) / 4.0
-    peaks = [i for i in range(1, ac.size - 1) if ac[i] >= ac[i - 1] and ac[i] > ac[i + 1] and lags[i] >= 2]
+    inner = ac[1:-1]
+    peaks = (np.flatnonzero((inner >= ac[:-2]) & (inner > ac[2:]) & (lags[1:-1] >= 2)) + 1).tolist()
     if not peaks:
         return None
     best = max(ac[i] for i in peaks)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ImageError
-from .lines import Line, clean_ink, colour_distance, erase_cols, erase_rows, hysteresis, plot_mask
+from .lines import Blends, Line, clean_ink, colour_distance, erase_cols, erase_rows, hysteresis, plot_mask
 from .direction import assign_direction
 from .measure import measure_many
 from .panel import Panel, find_panel
@@ -119,13 +119,14 @@ def _pixels(img: Any) -> tuple[np.ndarray, float]:
     from PIL import Image
 
     img.load()
-    # RGBA -> RGB drops the alpha channel: slicing the array does the same, without a copy in PIL
-    rgb = img if img.mode in ("RGB", "RGBA") else img.convert("RGB")
+    # converted in PIL (RGBA -> RGB drops the alpha channel): a contiguous uint8 array widens to int16
+    # several times faster than a strided slice of the RGBA array
+    rgb = img if img.mode == "RGB" else img.convert("RGB")
     scale = 1.0
     if max(rgb.size) > _MAX_SIDE:
         scale = max(rgb.size) / _MAX_SIDE
-        rgb = rgb.convert("RGB").resize((round(rgb.width / scale), round(rgb.height / scale)), Image.BILINEAR)
-    return np.asarray(rgb)[:, :, :3].astype(np.int16), scale
+        rgb = rgb.resize((round(rgb.width / scale), round(rgb.height / scale)), Image.BILINEAR)
+    return np.asarray(rgb).astype(np.int16), scale
 
 
 def background_colour(rgb: np.ndarray) -> np.ndarray:
@@ -135,8 +136,25 @@ def background_colour(rgb: np.ndarray) -> np.ndarray:
     centre = rgb[h // 4 : max(h // 4 + 1, 3 * h // 4) : step, w // 4 : max(w // 4 + 1, 3 * w // 4) : step]
     centre = centre.reshape(-1, 3)
     keys = (centre[:, 0] >> 3) * 1024 + (centre[:, 1] >> 3) * 32 + (centre[:, 2] >> 3)
-    mode = np.bincount(keys).argmax()
-    return np.median(centre[keys == mode], axis=0).astype(np.int16)
+    mode = int(np.bincount(keys).argmax())
+    return _bin_median(centre[keys == mode], mode)
+
+
+def _bin_median(pixels: np.ndarray, key: int) -> np.ndarray:
+    """``np.median(pixels, axis=0).astype(np.int16)`` for pixels (N x 3, N > 0) all in the 5-bit bin ``key``.
+
+    Each channel then takes one of 8 values: the medians come from one histogram of
+    the low 3 bits (ten times faster than a partition over strided channels).
+    """
+    low = ((pixels[:, 0] & 7) << 6) | ((pixels[:, 1] & 7) << 3) | (pixels[:, 2] & 7)
+    hist = np.bincount(low, minlength=512).reshape(8, 8, 8)
+    n = len(pixels)
+    out = np.empty(3, dtype=np.int16)
+    for c, (axes, top) in enumerate((((1, 2), key >> 10), ((0, 2), (key >> 5) & 31), ((0, 1), key & 31))):
+        cumulative = np.cumsum(hist.sum(axis=axes))
+        below, above = np.searchsorted(cumulative, [(n - 1) // 2, n // 2], side="right")
+        out[c] = (top << 3) + int((float(below) + float(above)) / 2.0)
+    return out
 
 
 # --------------------------------------------------------------------------- main
@@ -158,10 +176,11 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
     distance = colour_distance(rgb, background)
     plot = plot_mask(distance > INK_DELTA)
     raw_all = (distance > INK_DELTA) & plot
-    weak, rows, cols = clean_ink(rgb, (distance > WEAK_DELTA) & plot, background)
+    blends: Blends = {}  # each line's colour test, computed once for both masks
+    weak, rows, cols = clean_ink(rgb, (distance > WEAK_DELTA) & plot, background, blends)
     strong = raw_all.copy()
-    erase_cols(rgb, strong, cols, background)
-    erase_rows(rgb, strong, rows, background)
+    erase_cols(rgb, strong, cols, background, blends)
+    erase_rows(rgb, strong, rows, background, blends)
     ink_all = hysteresis(weak, strong)
     inset = find_panel(ink_all, rows, cols, rgb)
     region = rgb[inset.top : inset.bottom, inset.left : inset.right]
@@ -175,9 +194,11 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
         result.warnings.append("no evenly spaced candles found: not enough to read a chart")
         return result
     body_thr, body_w, wick_w = body_threshold(ink, slots.centres, slots.spacing)
-    measured = _on_candle_colours(ink, region, np.asarray(local_bg), slots, body_thr, body_w)
+    sampled: dict[int, Any] = {}  # the candles measured on all ink to learn their colours, by slot
+    measured = _on_candle_colours(ink, region, np.asarray(local_bg), slots, body_thr, body_w, sampled)
     if measured is None:
-        measured = _on_all_ink(ink, raw, region, np.asarray(local_bg), slots, body_thr, body_w, result.warnings)
+        measured = _on_all_ink(ink, raw, region, np.asarray(local_bg), slots, body_thr, body_w, result.warnings,
+                               sampled)
     if measured is None:
         result.warnings.append("fewer than 2 candles could be measured")
         return result
@@ -215,9 +236,17 @@ def _continuity(bars: list[PixelBar]) -> float:
     return float(np.median(gaps) / max(float(np.median(ranges)), 1.0))
 
 
-def _on_all_ink(ink, raw, region, background, slots, body_thr, body_w, warnings):  # type: ignore[no-untyped-def]
-    """(candles, up flags, colour split) measured on all the panel's ink; None if fewer than 2."""
-    raws = measure_many(ink, region, slots.centres, slots.spacing, body_thr, body_w)
+def _on_all_ink(ink, raw, region, background, slots, body_thr, body_w, warnings,  # type: ignore[no-untyped-def]
+                sampled=None):
+    """(candles, up flags, colour split) measured on all the panel's ink; None if fewer than 2.
+
+    ``sampled`` holds candles already measured the same way, by slot: each candle's
+    measurement depends on its own window only, so they are not measured again.
+    """
+    sampled = sampled or {}
+    rest = [i for i in range(slots.centres.size) if i not in sampled]
+    fresh = iter(measure_many(ink, region, slots.centres[rest], slots.spacing, body_thr, body_w))
+    raws = [sampled[i] if i in sampled else next(fresh) for i in range(slots.centres.size)]
     hidden = [i for i, r in enumerate(raws) if r is None]
     for i in hidden:
         raws[i] = measure_hidden(raw, region, slots.centres[i], slots.spacing, body_thr, body_w)
@@ -233,16 +262,20 @@ def _on_all_ink(ink, raw, region, background, slots, body_thr, body_w, warnings)
     return raws, up, split
 
 
-def _on_candle_colours(ink, region, background, slots, body_thr, body_w):  # type: ignore[no-untyped-def]
+def _on_candle_colours(ink, region, background, slots, body_thr, body_w,  # type: ignore[no-untyped-def]
+                       sampled=None):
     """Measure on the candles' own colours when overlays (moving averages, bands) add ink.
 
-    The colours come from a sample of candles spread over the chart; None when the
-    panel holds nothing but candles (then all ink is measured once) or when a
-    candle inside the run has none of those colours.
+    The colours come from a sample of candles spread over the chart (measured on all
+    ink, and kept by slot in ``sampled`` when given); None when the panel holds
+    nothing but candles (then all ink is measured once) or when a candle inside the
+    run has none of those colours.
     """
     sample = np.unique(np.linspace(0, slots.centres.size - 1, min(slots.centres.size, _SAMPLE)).round().astype(int))
-    found = [r for r in measure_many(ink, region, slots.centres[sample], slots.spacing, body_thr, body_w)
-             if r is not None]
+    first = measure_many(ink, region, slots.centres[sample], slots.spacing, body_thr, body_w)
+    if sampled is not None:
+        sampled.update(zip(sample.tolist(), first))
+    found = [r for r in first if r is not None]
     if len(found) < _MIN_BARS:
         return None
     colours = palette(found, assign_direction(found, background)[0], ink, region, background)

@@ -162,40 +162,55 @@ def _blend(rgb: np.ndarray, line: np.ndarray, background: np.ndarray) -> tuple[n
     return channel_max(np.abs(rgb - mix)) <= GRID_DELTA, t
 
 
-def _blend_of(rgb: np.ndarray, line: np.ndarray, background: np.ndarray) -> np.ndarray:
-    return _blend(rgb, line, background)[0]
+Blends = dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]]
 
 
-def erase_rows(rgb: np.ndarray, ink: np.ndarray, lines: list[Line], background: np.ndarray) -> None:
-    """Remove horizontal lines from ``ink`` in place, keeping what crosses them."""
+def _blend_at(rgb: np.ndarray, line: Line, background: np.ndarray, key: tuple[str, int, int],
+              blends: Optional[Blends]) -> tuple[np.ndarray, np.ndarray]:
+    """``_blend`` of a line's pixels, kept in ``blends`` (when given) for the next mask erased."""
+    if blends is None:
+        return _blend(rgb, line.colour, background)
+    if key not in blends:
+        blends[key] = _blend(rgb, line.colour, background)
+    return blends[key]
+
+
+def erase_rows(rgb: np.ndarray, ink: np.ndarray, lines: list[Line], background: np.ndarray,
+               blends: Optional[Blends] = None) -> None:
+    """Remove horizontal lines from ``ink`` in place, keeping what crosses them.
+
+    ``blends`` keeps each line's colour test for the next mask erased from the same image.
+    """
     h = ink.shape[0]
     for line in lines:
         a, b = max(0, line.first - 1), min(h, line.last + 2)
         above, below = ink[max(0, a - 1)], ink[min(h - 1, b)]
-        other = ~_blend_of(rgb[a:b], line.colour, background)
+        other = ~_blend_at(rgb[a:b], line, background, ("row", a, b), blends)[0]
         ink[a:b] = (ink[a:b] & other) | (above & below)[None, :]
 
 
-def erase_cols(rgb: np.ndarray, ink: np.ndarray, lines: list[Line], background: np.ndarray) -> None:
+def erase_cols(rgb: np.ndarray, ink: np.ndarray, lines: list[Line], background: np.ndarray,
+               blends: Optional[Blends] = None) -> None:
     """Remove vertical lines from ``ink`` in place, keeping pixels of another colour (wicks)
-    and bodies drawn over it (ink right beside it on the same row)."""
+    and bodies drawn over it (ink right beside it on the same row); ``blends`` as in ``erase_rows``."""
     w = ink.shape[1]
     for line in lines:
         a, b = max(0, line.first - 1), min(w, line.last + 2)
         left, right = ink[:, max(0, a - 1)], ink[:, min(w - 1, b)]
-        blend, t = _blend(rgb[:, a:b], line.colour, background)
+        blend, t = _blend_at(rgb[:, a:b], line, background, ("col", a, b), blends)
         # a thin line is solid in one column per row; a body of its colour fills several
         body = ((blend & (t >= 0.8)).sum(axis=1) >= line.last - line.first + 2) | left | right
         ink[:, a:b] = (ink[:, a:b] & ~blend) | (ink[:, a:b] & body[:, None])
 
 
-def clean_ink(rgb: np.ndarray, ink: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, list[Line], list[Line]]:
-    """(ink without spines and gridlines, horizontal lines, vertical lines)."""
+def clean_ink(rgb: np.ndarray, ink: np.ndarray, background: np.ndarray,
+              blends: Optional[Blends] = None) -> tuple[np.ndarray, list[Line], list[Line]]:
+    """(ink without spines and gridlines, horizontal lines, vertical lines); ``blends`` as in ``erase_rows``."""
     ink = ink.copy()
     cols = _find_lines(np.swapaxes(rgb, 0, 1), ink.T, 0.3)
-    erase_cols(rgb, ink, cols, background)
+    erase_cols(rgb, ink, cols, background, blends)
     rows = _find_lines(rgb, ink, 0.3)
-    erase_rows(rgb, ink, rows, background)
+    erase_rows(rgb, ink, rows, background, blends)
     return ink, rows, cols
 
 
@@ -207,11 +222,15 @@ def hysteresis(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
     # a label per vertical run: its rank in its column plus the runs of the columns before
     per_column = starts.sum(axis=0, dtype=np.int32)
     offset = np.r_[np.int32(0), np.cumsum(per_column, dtype=np.int32)[:-1]]
-    ids = np.cumsum(starts, axis=0, dtype=np.int32)
+    ids = starts.astype(np.int32)
+    np.add.accumulate(ids, axis=0, out=ids)  # in place: twice as fast as cumsum along axis 0
     ids += offset[None, :]
     has_strong = np.zeros(int(per_column.sum()) + 1, dtype=bool)
     has_strong[ids[strong]] = True
-    return has_strong[ids] & mask
+    out = strong.copy()
+    only = weak & ~strong  # ink is sparse: look up the runs of these pixels alone
+    out[only] = has_strong[ids[only]]
+    return out
 
 
 def plot_mask(ink: np.ndarray) -> np.ndarray:

@@ -174,7 +174,13 @@ def _widths(spans: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.ndarra
 
 def _colours(batch: _Batch, rgb: np.ndarray, keys: Optional[np.ndarray], top: np.ndarray,
              bottom: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(edge colours, inside colours) of every body (n x 3); the wick column is avoided."""
+    """(edge colours, inside colours) of every body (n x 3); the wick column is avoided.
+
+    The pixels are listed directly (edge: the inked rows of at most two columns per
+    candle; fill: a rectangle of rows by inner columns per candle) rather than by
+    ``nonzero`` over a rows x candles x columns mask: the modes do not depend on the
+    order of the pixels (integer sums are exact).
+    """
     h, n, k = batch.win.shape
     rows = np.arange(h)[:, None]
     in_body = (rows >= top[None, :]) & (rows <= bottom[None, :])
@@ -182,21 +188,35 @@ def _colours(batch: _Batch, rgb: np.ndarray, keys: Optional[np.ndarray], top: np
     j = np.arange(k)[None, :]
     left = np.argmax(inked, axis=1)[:, None]
     right = (k - 1 - np.argmax(inked[:, ::-1], axis=1))[:, None]
-    edge_cols = inked & ((j == left) | (j == right))
-    edge = batch.win & in_body[:, :, None] & edge_cols[None]
+    edge_c, edge_j = np.nonzero(inked & ((j == left) | (j == right)))
+    y, e = np.nonzero(batch.win[:, edge_c, edge_j] & in_body[:, edge_c])
+    edge = _grouped(rgb, keys, y, edge_c[e], batch.cols[edge_c[e], edge_j[e]], n)
     tall = (bottom - top + 1) > 2
     wick = batch.wick[:, None]
-    fill_rows = np.where(tall[None, :], (rows > top[None, :]) & (rows < bottom[None, :]), in_body)
     inner = batch.valid & (j > left) & (j < right) & (j != wick)
     inner = np.where(inner.any(axis=1)[:, None], inner, j == wick)
-    fill = fill_rows[:, :, None] & inner[None]
-    out = []
-    for mask in (edge, fill):
-        y, c, jj = np.nonzero(mask)
-        x = batch.cols[c, jj]
-        pixels = rgb[y, x]
-        out.append(_grouped_mode(c, colour_keys(pixels) if keys is None else keys[y, x], pixels, n))
-    return out[0], out[1]
+    y, c, jj = _rectangles(np.where(tall, top + 1, top), np.where(tall, bottom - 1, bottom), inner)
+    fill = _grouped(rgb, keys, y, c, batch.cols[c, jj], n)
+    return edge, fill
+
+
+def _rectangles(first: np.ndarray, last: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(row, candle, window column) of every pixel in rows first..last of each candle's ``columns``."""
+    n = columns.shape[0]
+    col_c, col_j = np.nonzero(columns)  # by candle, then column
+    per = np.bincount(col_c, minlength=n)
+    col_start = np.cumsum(per) - per
+    size = np.maximum(last - first + 1, 0) * per
+    candle = np.repeat(np.arange(n), size)
+    pos = np.arange(candle.size) - np.repeat(np.cumsum(size) - size, size)
+    width = per[candle]
+    return first[candle] + pos // width, candle, col_j[col_start[candle] + pos % width]
+
+
+def _grouped(rgb: np.ndarray, keys: Optional[np.ndarray], y: np.ndarray, c: np.ndarray, x: np.ndarray,
+             n: int) -> np.ndarray:
+    pixels = rgb[y, x]
+    return _grouped_mode(c, colour_keys(pixels) if keys is None else keys[y, x], pixels, n)
 
 
 def measure_many(ink: np.ndarray, rgb: np.ndarray, centres: np.ndarray, spacing: float, body_thr: float,
