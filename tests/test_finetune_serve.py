@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
-import io
 import json
 import os
 import selectors
@@ -49,6 +48,7 @@ from alphasignal.finetune.serve import (
     vllm_command,
 )
 from alphasignal.schemas import TradingDecision
+from tests.test_backend_llamacpp import _chart_png
 
 MODELFILE = textwrap.dedent('''\
     # written by the test, as `alphasignal export` writes one
@@ -262,20 +262,6 @@ SERVE_SCRIPT = (
     "p = argparse.ArgumentParser(); add_parsers(p.add_subparsers(dest='command'))\n"
     "sys.exit(run(p.parse_args(sys.argv[1:])))\n"
 )
-
-
-def _chart_png() -> bytes:
-    from PIL import Image, ImageDraw
-
-    img = Image.new("RGB", (160, 96), "white")
-    draw = ImageDraw.Draw(img)
-    for i, (lo, hi, o, c) in enumerate([(70, 40, 65, 45), (60, 30, 45, 35), (55, 20, 35, 25), (50, 25, 28, 45)]):
-        x = 20 + 35 * i
-        draw.line([(x + 6, hi), (x + 6, lo)], fill="black")
-        draw.rectangle([x, min(o, c), x + 12, max(o, c)], fill="green" if c < o else "red")
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _analyze(spec: str, image: Path, monkeypatch, capsys) -> TradingDecision:

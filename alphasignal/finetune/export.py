@@ -129,22 +129,15 @@ class Source:
     base: Optional[Path] = None
 
 
-def _hub_cache(repo_id: str) -> Optional[Path]:
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception:  # not installed, or not in the local cache: never download
-        return None
-
-
 def resolve_base(candidates: list[Optional[str]]) -> Path:
     """The first candidate that is a local checkpoint folder or a hub id in the local HF cache."""
+    from .train import local_snapshot
+
     for candidate in filter(None, candidates):
         local = Path(candidate).expanduser()
         if (local / "config.json").is_file():
             return local
-        if candidate.count("/") == 1 and not local.exists() and (cached := _hub_cache(candidate)):
+        if candidate.count("/") == 1 and not local.exists() and (cached := local_snapshot(candidate)):
             return cached
     shown = ", ".join(str(c) for c in candidates if c) or "none recorded"
     raise ExportError(f"base model not found locally ({shown}); pass --base DIR with the base checkpoint "

@@ -99,19 +99,25 @@ def resolve_base(base_model: str) -> Path:
     return _cached_snapshot(base_model)
 
 
-def _cached_snapshot(repo_id: str) -> Path:
+def local_snapshot(repo_id: str) -> Optional[Path]:
+    """The folder of ``repo_id`` in the local Hugging Face cache; None when it is not there
+    (or huggingface_hub is missing). Never downloads."""
     try:
         from huggingface_hub import snapshot_download
-    except ImportError as exc:
-        raise TrainingError(f"cannot look up {repo_id} without huggingface_hub: pip install huggingface_hub, "
-                            "or set training.base_model to a local folder") from exc
-    try:
+
         return Path(snapshot_download(repo_id, local_files_only=True))
-    except (OSError, ValueError) as exc:  # LocalEntryNotFoundError is an OSError; a malformed id a ValueError
+    except (ImportError, OSError, ValueError):  # LocalEntryNotFoundError is an OSError; a malformed id a ValueError
+        return None
+
+
+def _cached_snapshot(repo_id: str) -> Path:
+    found = local_snapshot(repo_id)
+    if found is None:
         raise TrainingError(f"base model {repo_id}: no such folder, and not in the local Hugging Face cache "
                             f"(weights are never downloaded during training); fetch it once with "
                             f"`huggingface-cli download {repo_id}`, or point training.base_model at a local folder "
-                            "(`alphasignal finetune init-tiny DIR` writes a tiny one)") from exc
+                            "(`alphasignal finetune init-tiny DIR` writes a tiny one)")
+    return found
 
 
 def lora_target_regex(cfg: TrainingConfig) -> str:
