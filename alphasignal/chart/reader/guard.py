@@ -8,7 +8,10 @@ The score is built from what the digitizer found, each factor in [0, 1]:
 * **continuity** — each bar opens near where the previous one closed: the median
   gap over the median bar range is 1 up to 0.35, 0 from 0.60. This is what tells
   candles from text, photos and noise, whose "bars" are unrelated blobs;
-* **not a bar chart** — the bars do not all end on one baseline.
+* **not a bar chart** — the bars do not all end on one baseline;
+* **background** — a chart is mostly plain background: 1 from 30 % of the image
+  in the background colour, 0 up to 15 % (noise and busy photos have next to none;
+  the least among rendered charts is about 40 %).
 
 The product is the score. Measured on rendered charts and offline negatives
 (``evaluate_guard``); ``check_is_candlestick_chart`` refuses below a threshold.
@@ -32,12 +35,13 @@ def score_digitized(d: Digitized) -> tuple[float, dict[str, float]]:
     """(score, factors) for one digitizer result."""
     n = len(d.bars)
     if n == 0:
-        return 0.0, {"count": 0.0, "regularity": 0.0, "continuity": 0.0, "not_bar_chart": 0.0}
+        return 0.0, {"count": 0.0, "regularity": 0.0, "continuity": 0.0, "not_bar_chart": 0.0, "background": 0.0}
     factors = {
         "count": _clip((n - 8) / 12.0),
         "regularity": _clip((0.10 - d.fit_residual) / 0.04),
         "continuity": _clip((0.60 - d.continuity) / 0.25),
         "not_bar_chart": _clip((0.9 - d.baseline_share) / 0.3),
+        "background": _clip((d.background_share - 0.15) / 0.15),
     }
     score = 1.0
     for value in factors.values():

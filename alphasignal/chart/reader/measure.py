@@ -43,7 +43,8 @@ def mode_colour(pixels: np.ndarray, keys: Optional[np.ndarray] = None) -> np.nda
 class _Batch:
     """The windows of all candles: ink as rows x candles x columns, and per-row extents."""
 
-    def __init__(self, ink: np.ndarray, centres: np.ndarray, spacing: float, body_thr: float, body_w: float):
+    def __init__(self, ink: np.ndarray, centres: np.ndarray, spacing: float, body_thr: float, body_w: float,
+                 occluded: Optional[np.ndarray] = None):
         self.half = max(1, int(0.45 * spacing))
         self.rounded = np.round(centres).astype(int)
         self.cols = self.rounded[:, None] + np.arange(-self.half, self.half + 1)[None, :]
@@ -68,6 +69,12 @@ class _Batch:
         pick = np.clip(self.wick[:, None] + np.arange(-1, 2)[None, :], 0, k - 1)
         pick_ok = self.valid[np.arange(n)[:, None], pick] & (np.abs(pick - self.wick[:, None]) <= 1)
         self.column = (win[:, np.arange(n)[:, None], pick] & pick_ok[None]).any(axis=2)  # rows x candles
+        self.hidden: Optional[np.ndarray] = None  # rows x candles: the wick column under an overlay
+        self.hidden_rows: Optional[np.ndarray] = None  # rows x candles: the window crossed by an overlay
+        if occluded is not None:
+            occ = occluded[:, np.clip(self.cols, 0, ink.shape[1] - 1)] & self.valid[None]
+            self.hidden = (occ[:, np.arange(n)[:, None], pick] & pick_ok[None]).any(axis=2) & ~self.column
+            self.hidden_rows = occ.any(axis=2) & ~self.body_rows
 
     def _wick_columns(self) -> np.ndarray:
         """Per candle, the window column nearest the centre (within a quarter window) with the most ink."""
@@ -135,10 +142,22 @@ def _grouped_mode(candle: np.ndarray, keys: np.ndarray, pixels: np.ndarray, n: i
 
 
 def _body_groups(batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
-    """(top, bottom) rows of each candle's body: the largest group of body rows (gaps of 2 bridged),
-    or the middle inked row of the wick column (of the window) when no row is wide enough."""
-    closed = _close(batch.body_rows, 2)
-    first, last = _runs(closed)
+    """(top, bottom) rows of each candle's body: the largest group of body rows (gaps of 2 bridged,
+    and rows crossed by an overlay), or the middle inked row of the wick column (of the window)
+    when no row is wide enough. The group's ends are body rows."""
+    if batch.hidden_rows is None:
+        closed = _close(batch.body_rows, 2)
+        first, last = _runs(closed)
+    else:
+        h, n = batch.body_rows.shape
+        closed = _close(batch.body_rows | batch.hidden_rows, 2)
+        first, last = _runs(closed)
+        idx = np.arange(h)[:, None]
+        below = np.minimum.accumulate(np.where(batch.body_rows, idx, h)[::-1], axis=0)[::-1]
+        above = np.maximum.accumulate(np.where(batch.body_rows, idx, -1), axis=0)
+        cols = np.arange(n)[None, :]
+        first, last = below[np.clip(first, 0, h - 1), cols], above[np.clip(last, 0, h - 1), cols]
+        closed = closed & (first <= last)
     length = np.where(closed, last - first, -1)
     y = np.argmax(length, axis=0)  # the first of the longest runs
     n = closed.shape[1]
@@ -150,15 +169,29 @@ def _body_groups(batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
     return np.where(none, mid, top), np.where(none, mid, bottom)
 
 
-def _walks(column: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _walks(column: np.ndarray, top: np.ndarray, bottom: np.ndarray,
+           hidden: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """(high, low) rows: the wick column walked up from the body's top and down from its bottom,
-    skipping gaps of up to 2 blank rows."""
-    first, last = _runs(_close(column, 2))
-    n = column.shape[1]
-    up, up_found = _nearest(column, top, -1, 3)
-    down, down_found = _nearest(column, bottom, +1, 3)
-    high = np.where(up_found, first[np.clip(up, 0, None), np.arange(n)], top)
-    low = np.where(down_found, last[np.clip(down, None, column.shape[0] - 1), np.arange(n)], bottom)
+    skipping gaps of up to 2 blank rows, and any run of rows ``hidden`` under an overlay; the
+    ends are the outermost rows of the wick's own ink."""
+    h, n = column.shape
+    if hidden is None:
+        first, last = _runs(_close(column, 2))
+        near = column
+    else:
+        near = column | hidden
+        first, last = _runs(_close(near, 2))
+        idx = np.arange(h)[:, None]
+        # the first own row at or below each row, the last own row at or above it
+        below = np.minimum.accumulate(np.where(column, idx, h)[::-1], axis=0)[::-1]
+        above = np.maximum.accumulate(np.where(column, idx, -1), axis=0)
+        cols = np.arange(n)[None, :]
+        first = np.minimum(below[np.clip(first, 0, h - 1), cols], last)
+        last = np.maximum(above[np.clip(last, 0, h - 1), cols], first)
+    up, up_found = _nearest(near, top, -1, 3)
+    down, down_found = _nearest(near, bottom, +1, 3)
+    high = np.where(up_found, np.minimum(first[np.clip(up, 0, None), np.arange(n)], top), top)
+    low = np.where(down_found, np.maximum(last[np.clip(down, None, h - 1), np.arange(n)], bottom), bottom)
     return high, low
 
 
@@ -193,7 +226,11 @@ def _colours(batch: _Batch, rgb: np.ndarray, keys: Optional[np.ndarray], top: np
     edge = _grouped(rgb, keys, y, edge_c[e], batch.cols[edge_c[e], edge_j[e]], n)
     tall = (bottom - top + 1) > 2
     wick = batch.wick[:, None]
-    inner = batch.valid & (j > left) & (j < right) & (j != wick)
+    between = batch.valid & (j > left) & (j < right)
+    # a narrow body's inside is no wider than its wick: it is read there (a wick seen through a
+    # hollow body is left out of wider ones)
+    narrow = (right - left - 1) <= 2
+    inner = between & ((j != wick) | narrow)
     inner = np.where(inner.any(axis=1)[:, None], inner, j == wick)
     y, c, jj = _rectangles(np.where(tall, top + 1, top), np.where(tall, bottom - 1, bottom), inner)
     fill = _grouped(rgb, keys, y, c, batch.cols[c, jj], n)
@@ -220,7 +257,8 @@ def _grouped(rgb: np.ndarray, keys: Optional[np.ndarray], y: np.ndarray, c: np.n
 
 
 def measure_many(ink: np.ndarray, rgb: np.ndarray, centres: np.ndarray, spacing: float, body_thr: float,
-                 body_w: float, keys: Optional[np.ndarray] = None) -> list[Optional[Any]]:
+                 body_w: float, keys: Optional[np.ndarray] = None,
+                 occluded: Optional[np.ndarray] = None) -> list[Optional[Any]]:
     """A ``RawCandle`` per centre (None where its window holds no ink); see the module docstring.
 
     ``keys`` are ``colour_keys(rgb)`` when the caller already has them (else the
@@ -231,10 +269,10 @@ def measure_many(ink: np.ndarray, rgb: np.ndarray, centres: np.ndarray, spacing:
     centres = np.asarray(centres, dtype=float).reshape(-1)
     if centres.size == 0:
         return []
-    batch = _Batch(ink, centres, spacing, body_thr, body_w)
+    batch = _Batch(ink, centres, spacing, body_thr, body_w, occluded)
     has_ink = batch.row_ink.any(axis=0)
     top, bottom = _body_groups(batch)
-    high, low = _walks(batch.column, top, bottom)
+    high, low = _walks(batch.column, top, bottom, batch.hidden)
     widths = _widths(batch.spans, top, bottom)
     edges, fills = _colours(batch, rgb, keys, top, bottom)
     return [
