@@ -340,38 +340,26 @@ MIN_TOLERANCE = 10  # channel levels
 
 
 def candle_ink(ink: np.ndarray, rgb: np.ndarray, colours: list[np.ndarray], background: np.ndarray,
-               tolerance: int = 40, between: Optional[np.ndarray] = None) -> np.ndarray:
+               tolerance: int = 40) -> np.ndarray:
     """``ink`` restricted to the candle colours and their anti-aliased mixes with the background.
 
-    ``between`` (a column mask, the gaps between candles) is where only overlays (a
-    moving average, bands) draw: their colours are learnt there, and a pixel that is
-    nearer a mix of an overlay colour than of every candle colour is the overlay's
-    (the soft edge of a purple line is within the tolerance of a black candle's
-    mixes, but nearer purple's).
+    A pixel is candle ink when its distance to the nearest mix of a candle colour is at
+    most ``RELATIVE_TOLERANCE`` times that mix's distance from the background (clipped
+    to ``MIN_TOLERANCE`` .. ``tolerance`` levels): with one fixed tolerance, the pale
+    edge of an overlay (a purple band) passes for a pale mix of a red candle.
     """
     keep = np.zeros_like(ink)
     bg = np.asarray(background, dtype=np.float32)
     offset = (rgb[ink] - bg).astype(np.float32)  # ink pixels relative to the background
-    axes = [np.asarray(c, dtype=np.float32) - bg for c in colours]
-    best, strength = _mix_distance(offset, axes, with_strength=True)
-    # a faint pixel must lie nearer its mix line: a pale mix of an overlay colour can sit within
-    # a fixed tolerance of a pale mix of a candle colour
-    kept = best <= np.clip(RELATIVE_TOLERANCE * strength, MIN_TOLERANCE, tolerance)
-    if between is not None:
-        gap_ink = ink & between[None, :]
-        others = [o for o in _overlay_colours((rgb[gap_ink] - bg).astype(np.float32))
-                  if _mix_distance(o[None, :], axes)[0] > tolerance / 2]
-        if others:
-            kept &= best < _mix_distance(offset, others)
-    keep[ink] = kept
+    best, strength = _mix_distance(offset, [np.asarray(c, dtype=np.float32) - bg for c in colours])
+    keep[ink] = best <= np.clip(RELATIVE_TOLERANCE * strength, MIN_TOLERANCE, tolerance)
     return keep
 
 
-def _mix_distance(offset: np.ndarray, axes: list[np.ndarray], least: float = 0.2,
-                  with_strength: bool = False):  # type: ignore[no-untyped-def]
-    """Per pixel (offset from the background), the distance to the nearest mix of a colour (``axes``:
-    colours minus the background) with the background, at least ``least`` of it; inf where none fits.
-    ``with_strength`` adds how far that mix lies from the background (largest channel)."""
+def _mix_distance(offset: np.ndarray, axes: list[np.ndarray], least: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel (offset from the background): the distance to the nearest mix of a colour (``axes``:
+    colours minus the background) with the background, at least ``least`` of it (inf where none
+    fits), and how far that mix lies from the background (largest channel)."""
     best = np.full(offset.shape[0], np.inf, dtype=np.float32)
     strength = np.zeros(offset.shape[0], dtype=np.float32)
     for axis in axes:
@@ -381,21 +369,4 @@ def _mix_distance(offset: np.ndarray, axes: list[np.ndarray], least: float = 0.2
         better = d < best
         best = np.where(better, d, best)
         strength = np.where(better, t * np.float32(np.abs(axis).max()), strength)
-    return (best, strength) if with_strength else best
-
-
-def _overlay_colours(offset: np.ndarray, most: int = 3) -> list[np.ndarray]:
-    """Up to ``most`` dominant colours (minus the background) of ``offset`` (overlay ink): strong
-    pixels only (their anti-aliased edges are mixes), each a 5-bit bin holding >= 5 % of them."""
-    strong = offset[channel_max(np.abs(offset)) > 72]
-    if len(strong) < 20:
-        return []
-    q = (np.clip(strong + 256, 0, 511).astype(np.int32)) >> 4  # 5-bit bins of the signed offsets
-    keys = (q[:, 0] << 10) | (q[:, 1] << 5) | q[:, 2]
-    counts = np.bincount(keys)
-    out: list[np.ndarray] = []
-    for key in np.argsort(counts)[::-1][:most]:
-        if counts[key] < max(20, 0.05 * len(strong)):
-            break
-        out.append(strong[keys == key].mean(axis=0))
-    return out
+    return best, strength

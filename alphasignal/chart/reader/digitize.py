@@ -281,7 +281,7 @@ def _on_candle_colours(ink, region, background, slots, body_thr, body_w,  # type
     colours = palette(found, assign_direction(found, background)[0], ink, region, background)
     if not colours:
         return None
-    own = candle_ink(ink, region, colours, background, between=_between(slots, body_w, ink.shape[1]))
+    own = candle_ink(ink, region, colours, background)
     if own.sum() > 0.985 * ink.sum():  # nothing but candles
         return None
     thr, width, _ = body_threshold(own, slots.centres, slots.spacing)
@@ -293,14 +293,6 @@ def _on_candle_colours(ink, region, background, slots, body_thr, body_w,  # type
     again = again[kept[0] : kept[-1] + 1]
     up, split = assign_direction(again, background)
     return again, up, split
-
-
-def _between(slots: Any, body_w: float, width: int) -> np.ndarray:
-    """Columns between the candles (farther than half a body and 2 pixels from every centre)."""
-    x = np.arange(width)
-    nearest = np.abs(x[:, None] - slots.centres[None, :]).min(axis=1) if slots.centres.size else np.full(width, np.inf)
-    inside = (x >= slots.centres.min() - slots.spacing / 2) & (x <= slots.centres.max() + slots.spacing / 2)
-    return inside & (nearest > 0.5 * body_w + 2)
 
 
 def _to_bar(r: RawCandle, up: bool, panel: Panel, scale: float) -> PixelBar:
