@@ -146,3 +146,4 @@ def test_evaluate_reader_reports_every_figure(tmp_path):
                 "axis_error_pct_of_range", "guard", "latency_ms"):
         assert key in report
     assert report["guard"]["negatives"] >= 20 and 0 <= report["guard"]["accuracy"] <= 1
+    assert 0 < report["pattern_macro_f1_whole_pixel_ceiling"] <= 1

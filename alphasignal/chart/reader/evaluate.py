@@ -10,7 +10,9 @@ JPEG and resized), reads them back, and reports:
 * the share of charts whose bar count is exact;
 * candlestick-pattern agreement with TA-Lib on the true prices, per pattern and
   macro-F1 (engulfing, hammer, inverted hammer, shooting star, doji, morning and
-  evening star, harami, inside and outside bar);
+  evening star, harami, inside and outside bar); and, for scale, the macro-F1 of the
+  true prices rounded to whole pixel rows (what a perfect whole-pixel reader would
+  score: prices closer than a pixel cannot be told apart);
 * the share of charts whose axis was read, and the axis error (% of the range);
 * guard accuracy on these charts against offline negatives (``synth.negatives``);
 * latency per chart, p50 and p95, with and without OCR.
@@ -141,12 +143,15 @@ def _measure_case(case: Case, df: pd.DataFrame, ocr: bool = True) -> dict[str, A
                            "guard": plain.guard_score}
     if with_ocr is not None:
         out["ms_ocr"], out["cpu_ms_ocr"] = (t2 - t1) * 1e3, (c2 - c1) * 1e3
+    truth_all = window[["open", "high", "low", "close"]].to_numpy(float)
+    # the best any reader of whole pixels could do: the true prices rounded to pixel rows
+    rounded = (np.round((r.y0 + truth_all * r.dy) * scale) / scale - r.y0) / r.dy
+    out["ceiling"] = (_pattern_hits(truth_all), _pattern_hits(rounded))
     if len(plain.bars) == len(window):
         rows = np.array([[b.open, b.high, b.low, b.close] for b in plain.bars]) / scale
         prices = (rows - r.y0) / r.dy
-        truth = window[["open", "high", "low", "close"]].to_numpy(float)
-        out["err"] = (np.abs(prices - truth) / visible * 100).ravel()
-        out["patterns"] = (_pattern_hits(truth), _pattern_hits(prices))
+        out["err"] = (np.abs(prices - truth_all) / visible * 100).ravel()
+        out["patterns"] = (out["ceiling"][0], _pattern_hits(prices))
     if with_ocr is not None and with_ocr.axis is not None:
         rows = np.linspace(plain.digitized.panel.top, plain.digitized.panel.bottom, 9) * plain.digitized.scale
         true_prices = (rows / scale - r.y0) / r.dy
@@ -251,7 +256,8 @@ def _report(results: list[dict[str, Any]], neg_scores: dict[str, float], thresho
                                     "max": _pct(list(errors), 100)},
         "bar_count_exact_rate": round(len(exact) / len(results), 4),
         "patterns": patterns,
-        "pattern_macro_f1": round(float(np.mean([p["f1"] for p in patterns.values()])), 4),
+        "pattern_macro_f1": _macro(patterns),
+        "pattern_macro_f1_whole_pixel_ceiling": _macro(_f1([r["ceiling"] for r in results if "ceiling" in r])),
         "axis_read_rate": round(len(axis) / len(results), 4) if ocr else None,
         "axis_error_pct_of_range": {"median": _pct(axis, 50), "p95": _pct(axis, 95), "max": _pct(axis, 100)},
         "guard": {"threshold": threshold, "accuracy": round((sum(pos_ok) + sum(neg_ok)) / (len(pos_ok) + len(neg_ok)), 4),
@@ -263,6 +269,10 @@ def _report(results: list[dict[str, Any]], neg_scores: dict[str, float], thresho
         "failures": [{"chart": _name(r["case"]), "bars_read": r["n"], "bars": r["case"].bars}
                      for r in results if "err" not in r],
     }
+
+
+def _macro(table: dict[str, dict[str, float]]) -> float:
+    return round(float(np.mean([p["f1"] for p in table.values()])), 4)
 
 
 def _latency(results: list[dict[str, Any]]) -> dict[str, Optional[float]]:
