@@ -141,6 +141,17 @@ def _grouped_mode(candle: np.ndarray, keys: np.ndarray, pixels: np.ndarray, n: i
     return out
 
 
+def _own_ends(own: np.ndarray, first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For runs (``first``, ``last`` rows per position, rows x candles) that bridge hidden rows: the
+    first ``own`` row at or below each run's start and the last at or above its end."""
+    h, n = own.shape
+    idx = np.arange(h)[:, None]
+    below = np.minimum.accumulate(np.where(own, idx, h)[::-1], axis=0)[::-1]
+    above = np.maximum.accumulate(np.where(own, idx, -1), axis=0)
+    cols = np.arange(n)[None, :]
+    return below[np.clip(first, 0, h - 1), cols], above[np.clip(last, 0, h - 1), cols]
+
+
 def _body_groups(batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
     """(top, bottom) rows of each candle's body: the largest group of body rows (gaps of 2 bridged,
     and rows crossed by an overlay), or the middle inked row of the wick column (of the window)
@@ -149,14 +160,8 @@ def _body_groups(batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
         closed = _close(batch.body_rows, 2)
         first, last = _runs(closed)
     else:
-        h, n = batch.body_rows.shape
         closed = _close(batch.body_rows | batch.hidden_rows, 2)
-        first, last = _runs(closed)
-        idx = np.arange(h)[:, None]
-        below = np.minimum.accumulate(np.where(batch.body_rows, idx, h)[::-1], axis=0)[::-1]
-        above = np.maximum.accumulate(np.where(batch.body_rows, idx, -1), axis=0)
-        cols = np.arange(n)[None, :]
-        first, last = below[np.clip(first, 0, h - 1), cols], above[np.clip(last, 0, h - 1), cols]
+        first, last = _own_ends(batch.body_rows, *_runs(closed))
         closed = closed & (first <= last)
     length = np.where(closed, last - first, -1)
     y = np.argmax(length, axis=0)  # the first of the longest runs
@@ -181,13 +186,9 @@ def _walks(column: np.ndarray, top: np.ndarray, bottom: np.ndarray,
     else:
         near = column | hidden
         first, last = _runs(_close(near, 2))
-        idx = np.arange(h)[:, None]
-        # the first own row at or below each row, the last own row at or above it
-        below = np.minimum.accumulate(np.where(column, idx, h)[::-1], axis=0)[::-1]
-        above = np.maximum.accumulate(np.where(column, idx, -1), axis=0)
-        cols = np.arange(n)[None, :]
-        first = np.minimum(below[np.clip(first, 0, h - 1), cols], last)
-        last = np.maximum(above[np.clip(last, 0, h - 1), cols], first)
+        own_first, own_last = _own_ends(column, first, last)
+        first = np.minimum(own_first, last)
+        last = np.maximum(own_last, first)
     up, up_found = _nearest(near, top, -1, 3)
     down, down_found = _nearest(near, bottom, +1, 3)
     high = np.where(up_found, np.minimum(first[np.clip(up, 0, None), np.arange(n)], top), top)
