@@ -77,9 +77,36 @@ def _spacing(profile: np.ndarray) -> Optional[float]:
     if best <= 0.1:  # nothing repeats
         return None
     i = next(i for i in peaks if ac[i] >= 0.6 * best)
+    return _harmonic_spacing([_peak_lag(ac, j, lags) for j in peaks if j >= i], _peak_lag(ac, i, lags))
+
+
+def _peak_lag(ac: np.ndarray, i: int, lags: np.ndarray) -> float:
+    """The lag of the autocorrelation peak at index ``i``, refined by a parabola through its neighbours."""
     denom = ac[i - 1] - 2 * ac[i] + ac[i + 1]
     shift = 0.5 * (ac[i - 1] - ac[i + 1]) / denom if denom < 0 else 0.0
     return float(lags[i] + 0.25 * np.clip(shift, -0.5, 0.5))
+
+
+def _harmonic_spacing(peaks: list[float], first: float) -> float:
+    """The spacing that best explains the peaks at its multiples (``first`` and the ones after it).
+
+    The first peak alone is biased by the shape of the candles (a wide body's plateau
+    shifts it by up to a pixel); the peaks at 2, 3, ... spacings are not, so the
+    spacing is the least-squares slope through the run of multiples found: for each
+    multiple, the peak nearest where the slope so far puts it, within 0.35 spacing.
+    """
+    lags = np.asarray(peaks, dtype=float)
+    spacing = first
+    ks, ls = [1.0], [first]
+    for k in range(2, int(lags.max() / first) + 2 if lags.size else 2):
+        j = int(np.argmin(np.abs(lags - k * spacing)))
+        if abs(lags[j] - k * spacing) > 0.35 * spacing:
+            break
+        ks.append(float(k))
+        ls.append(float(lags[j]))
+        kv, lv = np.array(ks), np.array(ls)
+        spacing = float(kv @ lv / (kv @ kv))
+    return spacing
 
 
 def _centroids(profile: np.ndarray, guesses: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
@@ -174,21 +201,28 @@ def _candles_between(strokes: np.ndarray, x0: float, spacing: float, first: int,
     """True when the midpoints between slots hold candles too: the grid found is twice too coarse.
 
     An overlay line crossing a midpoint adds a pixel or two per column; a candle
-    adds its wick's length, like the candles on the grid.
+    adds its wick's length, like the candles on the grid, and stands out of the gaps
+    beside it.
     """
     if last - first < 4 or spacing / 2 < _MIN_SPACING:
         return False
     k = np.arange(first, last + 1)
 
-    def peak(xs: np.ndarray) -> np.ndarray:
+    def around(xs: np.ndarray) -> np.ndarray:
         half = max(0, int(0.08 * spacing))
         idx = np.round(xs).astype(int)
         cols = np.clip(idx[:, None] + np.arange(-half, half + 1)[None, :], 0, strokes.size - 1)
-        return strokes[cols].max(axis=1)
+        return strokes[cols]
 
-    on, between = peak(x0 + k * spacing), peak(x0 + (k[:-1] + 0.5) * spacing)
+    on, between = around(x0 + k * spacing).max(axis=1), around(x0 + (k[:-1] + 0.5) * spacing).max(axis=1)
+    # the gap between two wide bodies blurred by resizing holds ink too, and an overlay's line crosses
+    # it, but that is less than the bodies a quarter spacing either side: a valley, where a candle
+    # would not be (a true grid puts a valley at most midpoints, a grid twice too coarse at few)
+    quarters = np.maximum(around(x0 + (k[:-1] + 0.25) * spacing).max(axis=1),
+                          around(x0 + (k[:-1] + 0.75) * spacing).max(axis=1))
+    valley = between < 0.8 * quarters
     typical = float(np.median(on[on > 0])) if (on > 0).any() else 0.0
-    return typical > 0 and float(np.mean(between >= 0.3 * typical)) >= 0.6
+    return typical > 0 and float(np.mean(between >= 0.3 * typical)) >= 0.6 and float(np.mean(valley)) < 0.6
 
 
 def find_slots(ink: np.ndarray, raw: Optional[np.ndarray] = None) -> Optional[Slots]:

@@ -30,7 +30,7 @@ All coordinates are pixel rows (y grows downwards): a bar's ``high`` is its
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ from .measure import measure_many
 from .panel import Panel, find_panel
 from .candles import (
     RawCandle,
+    Slots,
     body_threshold,
     candle_ink,
     find_slots,
@@ -195,7 +196,10 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
         return result
     body_thr, body_w, wick_w = body_threshold(ink, slots.centres, slots.spacing)
     sampled: dict[int, Any] = {}  # the candles measured on all ink to learn their colours, by slot
-    measured = _on_candle_colours(ink, region, np.asarray(local_bg), slots, body_thr, body_w, sampled)
+    measured, span = _on_candle_colours(ink, region, np.asarray(local_bg), slots, body_thr, body_w, sampled)
+    if span != (0, slots.centres.size):  # slots at the ends with none of the candles' colours
+        slots = _trimmed(slots, *span)
+        sampled = {i - span[0]: r for i, r in sampled.items() if span[0] <= i < span[1]}
     if measured is None:
         measured = _on_all_ink(ink, raw, region, np.asarray(local_bg), slots, body_thr, body_w, result.warnings,
                                sampled)
@@ -264,35 +268,55 @@ def _on_all_ink(ink, raw, region, background, slots, body_thr, body_w, warnings,
 
 def _on_candle_colours(ink, region, background, slots, body_thr, body_w,  # type: ignore[no-untyped-def]
                        sampled=None):
-    """Measure on the candles' own colours when overlays (moving averages, bands) add ink.
+    """(measured, span): measure on the candles' own colours when overlays (moving averages, bands)
+    add ink.
 
     The colours come from a sample of candles spread over the chart (measured on all
-    ink, and kept by slot in ``sampled`` when given); None when the panel holds
-    nothing but candles (then all ink is measured once) or when a candle inside the
-    run has none of those colours.
+    ink, and kept by slot in ``sampled`` when given). ``measured`` is None when the
+    panel holds nothing but candles (then all ink is measured once), or when a candle
+    inside the run has none of those colours. ``span`` (first, end) are the slots from
+    the first to the last that hold the candles' colours: slots at the ends without
+    them held only an overlay's end, a legend or axis labels on the candles' grid.
     """
-    sample = np.unique(np.linspace(0, slots.centres.size - 1, min(slots.centres.size, _SAMPLE)).round().astype(int))
+    n = slots.centres.size
+    sample = np.unique(np.linspace(0, n - 1, min(n, _SAMPLE)).round().astype(int))
     first = measure_many(ink, region, slots.centres[sample], slots.spacing, body_thr, body_w)
     if sampled is not None:
         sampled.update(zip(sample.tolist(), first))
     found = [r for r in first if r is not None]
     if len(found) < _MIN_BARS:
-        return None
+        return None, (0, n)
     colours = palette(found, assign_direction(found, background)[0], ink, region, background)
     if not colours:
-        return None
+        return None, (0, n)
     own = candle_ink(ink, region, colours, background)
     if own.sum() > 0.985 * ink.sum():  # nothing but candles
-        return None
+        return None, _coloured_span(own, slots)
     thr, width, _ = body_threshold(own, slots.centres, slots.spacing)
     again = measure_many(own, region, slots.centres, slots.spacing, thr, width, occluded=ink & ~own)
     kept = [i for i, r in enumerate(again) if r is not None]
     if len(kept) < _MIN_BARS or kept[-1] - kept[0] + 1 != len(kept):
-        return None
-    # slots at the ends with none of the candles' colours held only an overlay (a line's end, a legend)
+        return None, (0, n)
     again = again[kept[0] : kept[-1] + 1]
     up, split = assign_direction(again, background)
-    return again, up, split
+    return (again, up, split), (kept[0], kept[-1] + 1)
+
+
+def _coloured_span(own: np.ndarray, slots: Slots) -> tuple[int, int]:
+    """(first, end) of the slots whose central columns (a quarter spacing each side) hold candle ink
+    (all slots when fewer than two do)."""
+    n = slots.centres.size
+    half = max(0, int(0.25 * slots.spacing))
+    cols = np.clip(np.round(slots.centres).astype(int)[:, None] + np.arange(-half, half + 1)[None, :], 0,
+                   own.shape[1] - 1)
+    held = np.flatnonzero(own.any(axis=0)[cols].any(axis=1))
+    if held.size < _MIN_BARS:
+        return 0, n
+    return int(held[0]), int(held[-1]) + 1
+
+
+def _trimmed(slots: Slots, first: int, end: int) -> Slots:
+    return replace(slots, centres=slots.centres[first:end])
 
 
 def _to_bar(r: RawCandle, up: bool, panel: Panel, scale: float) -> PixelBar:

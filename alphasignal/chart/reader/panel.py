@@ -81,7 +81,7 @@ def _shared_spine(ink: np.ndarray, rgb: np.ndarray, rows: list[Line], cols: list
     for line in rows:  # top to bottom: the highest such line
         if not top + margin < line.first < bottom - margin:
             continue
-        if np.abs(line.colour.astype(int) - spine).max() > 64:  # anti-aliased lines average lighter
+        if _nearest_row_colour(rgb, line, left, right, spine) > 64:  # anti-aliased lines average lighter
             continue
         band = rgb[line.first : line.last + 1, left:right]
         if (colour_distance(band, line.colour) <= GRID_DELTA).any(axis=0).mean() < 0.97:
@@ -93,6 +93,13 @@ def _shared_spine(ink: np.ndarray, rgb: np.ndarray, rows: list[Line], cols: list
         if not below.any() or _bars_only(below):
             return line.first
     return bottom
+
+
+def _nearest_row_colour(rgb: np.ndarray, line: Line, left: int, right: int, colour: np.ndarray) -> int:
+    """How far the line's row nearest ``colour`` is from it (median pixel, largest channel): a spine
+    resized across two rows is a pale row and a dark one, and the line's own colour may be the pale."""
+    rows = np.median(rgb[line.first : line.last + 1, left:right], axis=1)
+    return int(np.abs(rows - np.asarray(colour, dtype=float)[None, :]).max(axis=1).min())
 
 
 def _vertical_extent(cols: list[Line], h: int) -> tuple[int, int]:

@@ -1,0 +1,93 @@
+"""The candle grid: spacing from several autocorrelation peaks, a grid at half the spacing refused,
+axis labels on the grid left out, and a resized shared spine still splitting the panels.
+
+Each case miscounted bars before the fix it pins (the counts are in the comments).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from alphasignal.chart.ohlc import load_csv
+from alphasignal.chart.reader import synth
+from alphasignal.chart.reader.candles import _harmonic_spacing, find_slots
+from alphasignal.chart.reader.digitize import digitize, digitize_rgb
+
+DEMO = Path(__file__).resolve().parents[1] / "alphasignal" / "data" / "demo_ohlcv.csv"
+
+
+def _prices():  # type: ignore[no-untyped-def]
+    return load_csv(DEMO)
+
+
+def test_the_spacing_is_the_slope_through_the_peaks_at_its_multiples():
+    # the first peak of a resized chart with wide bodies lay at 5.94 px for a 6.91 px spacing;
+    # the peaks at 2..6 spacings were not biased (measured on a rendered chart)
+    peaks = [5.94, 9.1, 13.36, 20.72, 27.52, 34.66, 41.68]
+    assert abs(_harmonic_spacing(peaks, 5.94) - 6.91) < 0.05
+    # a spurious peak nearer the second multiple than the true one is not taken for it
+    assert abs(_harmonic_spacing([16.0, 20.75, 27.11, 32.0, 36.82, 48.0, 64.0], 16.0) - 16.0) < 0.05
+
+
+def test_a_lone_peak_is_its_own_spacing():
+    assert _harmonic_spacing([12.5], 12.5) == 12.5
+
+
+def test_hollow_candles_under_moving_averages_are_not_read_as_two_candles_each():
+    # 640x480 'default' style: hollow bodies' two edges and the averages crossing the gaps once
+    # made the grid halve (119 bars read for 60)
+    window = _prices().iloc[40:100]
+    r = synth.render(window, "default", volume=True, mav=(10, 20), width=640, height=480)
+    d = digitize(r.png)
+    assert len(d.bars) == 60
+    assert abs(d.spacing - (r.xs[1] - r.xs[0])) < 0.05
+
+
+def test_a_resized_shared_spine_still_splits_off_the_volume_panel():
+    # resizing turns ibd's 1-px spine into a pale row over a dark one; the pale row's colour was
+    # compared with the spines' and the volume bars were read with the candles (67 bars for 90)
+    window = _prices().iloc[-90:]
+    r = synth.render(window, "ibd", volume=True, width=1200, height=800)
+    d = digitize(synth.jpeg(r.png, 85, scale=0.8))
+    assert len(d.bars) == 90
+    assert d.panel.bottom * d.scale < 0.7 * d.image_size[1]
+    lows = np.array([b.low for b in d.bars]) / 0.8
+    assert np.all(lows <= max(r.y0 + window["low"].to_numpy() * r.dy) + 3)
+
+
+def _dark_chart_with_labels_on_the_grid() -> tuple[np.ndarray, int]:
+    """A dark chart of 20 candles 20 px apart with no spines, and axis labels (light grey glyphs)
+    in the slot after the last candle, as a TradingView-like chart puts them."""
+    rng = np.random.default_rng(5)
+    rgb = np.zeros((300, 520, 3), dtype=np.int16) + np.array([19, 23, 34], dtype=np.int16)
+    up, down = np.array([38, 166, 154]), np.array([239, 83, 80])
+    n = 20
+    for k in range(n):
+        x = 40 + 20 * k
+        top = int(rng.integers(40, 180))
+        height = int(rng.integers(8, 60))
+        colour = up if k % 3 else down
+        rgb[top - 10 : top + height + 10, x] = colour  # wick
+        rgb[top : top + height, x - 6 : x + 7] = colour  # body
+    for y in (60, 200):  # "105", "100": three thin glyphs per label, centred on the next slot
+        for gx in (-5, 0, 5):
+            rgb[y : y + 11, 40 + 20 * n + gx] = 209
+            rgb[y, 40 + 20 * n + gx - 2 : 40 + 20 * n + gx + 3] = 209
+    return rgb, n
+
+
+def test_axis_labels_in_the_slot_after_the_last_candle_are_not_a_candle():
+    rgb, n = _dark_chart_with_labels_on_the_grid()
+    d = digitize_rgb(rgb)
+    assert len(d.bars) == n
+    assert max(b.x for b in d.bars) < 40 + 20 * n - 10
+
+
+def test_the_grid_alone_still_covers_the_labels():
+    # what the fix relies on: the slots found on all ink do reach the labels' slot
+    rgb, n = _dark_chart_with_labels_on_the_grid()
+    ink = np.abs(rgb - np.array([19, 23, 34])).max(axis=2) > 72
+    slots = find_slots(ink)
+    assert slots is not None and slots.centres.size == n + 1
