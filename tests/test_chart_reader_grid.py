@@ -1,7 +1,8 @@
-"""The candle grid: spacing from several autocorrelation peaks, a grid at half the spacing refused,
-axis labels on the grid left out, and a resized shared spine still splitting the panels.
+"""The candle grid and the lines around it: spacing from several autocorrelation peaks, a grid
+at half the spacing refused, axis labels on the grid left out, a resized shared spine still
+splitting the panels, spines not lengthened by date labels, a long wick not taken for a gridline.
 
-Each case miscounted bars before the fix it pins (the counts are in the comments).
+Each case misread the chart before the fix it pins (what was read is in the comments).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from alphasignal.chart.ohlc import load_csv
 from alphasignal.chart.reader import synth
 from alphasignal.chart.reader.candles import _harmonic_spacing, find_slots
 from alphasignal.chart.reader.digitize import digitize, digitize_rgb
+from alphasignal.chart.reader.lines import _extent, _find_lines
 
 DEMO = Path(__file__).resolve().parents[1] / "alphasignal" / "data" / "demo_ohlcv.csv"
 
@@ -91,3 +93,39 @@ def test_the_grid_alone_still_covers_the_labels():
     ink = np.abs(rgb - np.array([19, 23, 34])).max(axis=2) > 72
     slots = find_slots(ink)
     assert slots is not None and slots.centres.size == n + 1
+
+
+def test_date_labels_under_a_spine_do_not_lengthen_it():
+    # a spine's column: solid over rows 57..394, then the strokes of rotated date labels crossing it
+    # after 67 blank rows (a 640x480 'classic' chart read its panel down to the image's bottom)
+    inked = np.zeros(480, dtype=bool)
+    inked[57:395] = True
+    for a, b in ((462, 468), (472, 474), (478, 480)):
+        inked[a:b] = True
+    assert _extent(np.flatnonzero(inked), inked) == (57, 394)
+
+
+def test_a_gridline_covered_by_candles_keeps_its_whole_extent():
+    same = np.zeros(600, dtype=bool)
+    same[100:250] = True
+    same[400:420] = True  # the end of the line, past a tall candle that hides 150 pixels of it
+    inked = same.copy()
+    inked[250:400] = True  # the candle: ink of another colour
+    assert _extent(np.flatnonzero(same), inked) == (100, 419)
+    # JPEG-lightened gridline pixels near the line's colour are not blank either
+    assert _extent(np.flatnonzero(same), same | (np.arange(600) >= 250)) == (100, 419)
+
+
+def test_a_long_wick_alone_is_not_a_vertical_gridline():
+    # a dark chart with no visible gridlines: one wick spanning 35 % of the image's height was taken
+    # for a spine, and the panel was cut to its rows (4 bars read for 40)
+    rgb = np.zeros((800, 600, 3), dtype=np.int16) + np.array([19, 23, 34], dtype=np.int16)
+    rgb[400:680, 300] = (38, 166, 154)
+    rgb[450:500, 294:307] = (38, 166, 154)
+    ink = np.abs(rgb - np.array([19, 23, 34])).max(axis=2) > 72
+    assert _find_lines(np.swapaxes(rgb, 0, 1), ink.T, 0.3) == []
+    # a pair of spines of that length are lines (a plot in the middle third of a tall figure)
+    rgb[400:680, 100] = rgb[400:680, 500] = (200, 200, 200)
+    ink = np.abs(rgb - np.array([19, 23, 34])).max(axis=2) > 72
+    found = _find_lines(np.swapaxes(rgb, 0, 1), ink.T, 0.3)
+    assert [line.first for line in found] == [100, 500]

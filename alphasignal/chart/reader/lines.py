@@ -76,15 +76,50 @@ class Line:
     colour: np.ndarray
 
 
-def _extent(indices: np.ndarray) -> tuple[int, int]:
+_BLANK_GAP = 12  # background pixels in a row that end a line
+
+
+def _extent(indices: np.ndarray, inked: Optional[np.ndarray] = None) -> tuple[int, int]:
     """First and last index of the pieces of a line at least 15 pixels long (dashes joined).
 
     Candles drawn over a gridline break it into long pieces; text beside or under the
     plot (tick labels) adds only short specks of a similar colour, which are ignored.
+    Given the line's ``inked`` pixels (any colour), pieces separated by more than
+    ``_BLANK_GAP`` pixels of background are not one line (what covers a line is ink;
+    rotated date labels under a spine are apart from it): a short chain of pieces at
+    either end, apart from the rest, is dropped.
     """
     pieces = groups(indices, gap=6)
     long = [g for g in pieces if g[1] - g[0] >= 15] or [max(pieces, key=lambda g: g[1] - g[0])]
-    return long[0][0], long[-1][1]
+    if inked is None or len(long) == 1:
+        return long[0][0], long[-1][1]
+    chains = [[long[0]]]
+    for prev, piece in zip(long, long[1:]):
+        gap = inked[prev[1] + 1 : piece[0]]
+        blank = gap.size - int(gap.sum())
+        if blank > _BLANK_GAP and _longest_false(gap) > _BLANK_GAP:
+            chains.append([piece])
+        else:
+            chains[-1].append(piece)
+    def span(c: list[tuple[int, int]]) -> int:
+        return c[-1][1] - c[0][0]
+
+    while len(chains) > 1:  # a short chain at either end, apart from the rest, is not the line
+        total = chains[-1][-1][1] - chains[0][0][0]
+        if span(chains[0]) < 0.15 * total:
+            chains.pop(0)
+        elif span(chains[-1]) < 0.15 * total:
+            chains.pop()
+        else:
+            break
+    return chains[0][0][0], chains[-1][-1][1]
+
+
+def _longest_false(flags: np.ndarray) -> int:
+    """Length of the longest run of False in ``flags``."""
+    padded = np.r_[True, flags, True]
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return int((edges[1::2] - edges[::2]).max()) if edges.size else 0
 
 
 def _find_lines(rgb: np.ndarray, ink: np.ndarray, min_cover: float) -> list[Line]:
@@ -100,6 +135,12 @@ def _find_lines(rgb: np.ndarray, ink: np.ndarray, min_cover: float) -> list[Line
     # lines span the whole plot; a tall candle of a gridline's colour reaches less far
     longest = max(l.end - l.start for l in strong)
     strong = [l for l in strong if l.end - l.start >= 0.7 * longest]
+    # a long wick, with no line of its colour beside it, spans a third of a figure; a spine or a
+    # gridline that has no sibling spans the plot, at least half the figure
+    strong = [l for l in strong if l.end - l.start >= 0.5 * ink.shape[1]
+              or any(m is not l and np.abs(m.colour - l.colour).max() < 16 for m in strong)]
+    if not strong:
+        return []
     reach = 0.8 * float(np.median([l.end - l.start for l in strong]))
 
     def wanted(first: int, last: int) -> bool:  # what the test below needs, known before any colour work
@@ -131,7 +172,8 @@ def _line_candidates(rgb: np.ndarray, ink: np.ndarray, counts: np.ndarray, cover
         if colour is None:
             continue
         same = ink[row] & (colour_distance(rgb[row], colour) <= GRID_DELTA)
-        start, end = _extent(np.flatnonzero(same))
+        # what is not blank: ink, or near the line's colour (a faint line's JPEG-lightened pixels)
+        start, end = _extent(np.flatnonzero(same), ink[row] | (colour_distance(rgb[row], colour) <= GRID_DELTA))
         if _in_a_wider_shape(rgb, ink, first, last, same, colour):
             continue
         lines.append(Line(first, last, start, end + 1, colour))
