@@ -13,7 +13,7 @@ import numpy as np
 
 from alphasignal.chart.ohlc import load_csv
 from alphasignal.chart.reader import synth
-from alphasignal.chart.reader.candles import _harmonic_spacing, find_slots
+from alphasignal.chart.reader.candles import _divisor_peak, _harmonic_spacing, find_slots
 from alphasignal.chart.reader.digitize import digitize, digitize_rgb
 from alphasignal.chart.reader.lines import _extent, _find_lines
 
@@ -129,3 +129,18 @@ def test_a_long_wick_alone_is_not_a_vertical_gridline():
     ink = np.abs(rgb - np.array([19, 23, 34])).max(axis=2) > 72
     found = _find_lines(np.swapaxes(rgb, 0, 1), ink.T, 0.3)
     assert [line.first for line in found] == [100, 500]
+
+
+def test_a_strong_long_period_does_not_hide_the_candle_spacing():
+    # a dense 640x480 Bollinger chart (2.77 px per bar, JPEG+resized): the strongest peak lay at
+    # 36 px, 13 spacings, and the first peak over 0.6 of it was that one (10 bars read for 120)
+    lags = [2.75, 5.5, 8.25, 11.0, 13.8, 16.5, 19.4, 22.1, 24.9, 27.7, 30.4, 33.2, 36.0]
+    heights = [0.21, 0.14, 0.22, 0.19, 0.1, 0.13, 0.08, 0.07, 0.15, 0.17, 0.07, 0.02, 0.4]
+    assert _divisor_peak(lags, heights, 12) == 0
+
+
+def test_a_peak_is_not_taken_for_the_spacing_without_a_peak_at_each_multiple():
+    # a weak peak at 5 px with the strong one at 40 px, but nothing at 10, 15, ... 35 px
+    assert _divisor_peak([5.0, 40.0], [0.2, 0.5], 1) == 1
+    # a peak at half the spacing (hollow bodies' two edges) is not a divisor: fewer than 3 multiples
+    assert _divisor_peak([5.0, 10.0], [0.3, 0.5], 1) == 1

@@ -77,7 +77,33 @@ def _spacing(profile: np.ndarray) -> Optional[float]:
     if best <= 0.1:  # nothing repeats
         return None
     i = next(i for i in peaks if ac[i] >= 0.6 * best)
-    return _harmonic_spacing([_peak_lag(ac, j, lags) for j in peaks if j >= i], _peak_lag(ac, i, lags))
+    refined = [_peak_lag(ac, j, lags) for j in peaks]
+    i = _divisor_peak(refined, [float(ac[j]) for j in peaks], peaks.index(i))
+    return _harmonic_spacing(refined[i:], refined[i])
+
+
+def _divisor_peak(lags: list[float], heights: list[float], chosen: int) -> int:
+    """An earlier peak of which the chosen one is a multiple (3 or more), with a peak at every
+    multiple in between (within 0.15 spacing): the candle spacing, when something with a longer
+    period (gridlines, a band's waves) correlates more strongly on a dense chart. Else ``chosen``."""
+    target = lags[chosen]
+    arr = np.asarray(lags)
+    for j in range(chosen):
+        if heights[j] < 0.15 or target < 3 * lags[j] - 0.5:
+            continue
+        spacing, ks, ls = lags[j], [1.0], [lags[j]]
+        for k in range(2, int(round(target / lags[j])) + 1):
+            near = int(np.argmin(np.abs(arr - k * spacing)))
+            if abs(arr[near] - k * spacing) > max(0.15 * spacing, 0.3):
+                break
+            ks.append(float(k))
+            ls.append(float(arr[near]))
+            kv, lv = np.array(ks), np.array(ls)
+            spacing = float(kv @ lv / (kv @ kv))
+        else:
+            if abs(ls[-1] - target) <= 0.5:
+                return j
+    return chosen
 
 
 def _peak_lag(ac: np.ndarray, i: int, lags: np.ndarray) -> float:
