@@ -188,6 +188,7 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
     ink = ink_all[inset.top : inset.bottom, inset.left : inset.right]
     raw = raw_all[inset.top : inset.bottom, inset.left : inset.right] & ~_line_rows(rows, inset, h)[:, None]
     local_bg = background_colour(region)
+    strength = distance[inset.top : inset.bottom, inset.left : inset.right]
     result = Digitized([], inset, 0.0, tuple(int(v) for v in local_bg), (w, h), scale,
                        background_share=float((distance <= INK_DELTA).mean()))
     slots = find_slots(ink, raw)
@@ -196,13 +197,14 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
         return result
     body_thr, body_w, wick_w = body_threshold(ink, slots.centres, slots.spacing)
     sampled: dict[int, Any] = {}  # the candles measured on all ink to learn their colours, by slot
-    measured, span = _on_candle_colours(ink, region, np.asarray(local_bg), slots, body_thr, body_w, sampled)
+    measured, span = _on_candle_colours(ink, region, np.asarray(local_bg), slots, body_thr, body_w, sampled,
+                                        strength)
     if span != (0, slots.centres.size):  # slots at the ends with none of the candles' colours
         slots = _trimmed(slots, *span)
         sampled = {i - span[0]: r for i, r in sampled.items() if span[0] <= i < span[1]}
     if measured is None:
         measured = _on_all_ink(ink, raw, region, np.asarray(local_bg), slots, body_thr, body_w, result.warnings,
-                               sampled)
+                               sampled, strength)
     if measured is None:
         result.warnings.append("fewer than 2 candles could be measured")
         return result
@@ -241,7 +243,7 @@ def _continuity(bars: list[PixelBar]) -> float:
 
 
 def _on_all_ink(ink, raw, region, background, slots, body_thr, body_w, warnings,  # type: ignore[no-untyped-def]
-                sampled=None):
+                sampled=None, strength=None):
     """(candles, up flags, colour split) measured on all the panel's ink; None if fewer than 2.
 
     ``sampled`` holds candles already measured the same way, by slot: each candle's
@@ -249,7 +251,7 @@ def _on_all_ink(ink, raw, region, background, slots, body_thr, body_w, warnings,
     """
     sampled = sampled or {}
     rest = [i for i in range(slots.centres.size) if i not in sampled]
-    fresh = iter(measure_many(ink, region, slots.centres[rest], slots.spacing, body_thr, body_w))
+    fresh = iter(measure_many(ink, region, slots.centres[rest], slots.spacing, body_thr, body_w, strength=strength))
     raws = [sampled[i] if i in sampled else next(fresh) for i in range(slots.centres.size)]
     hidden = [i for i, r in enumerate(raws) if r is None]
     for i in hidden:
@@ -267,7 +269,7 @@ def _on_all_ink(ink, raw, region, background, slots, body_thr, body_w, warnings,
 
 
 def _on_candle_colours(ink, region, background, slots, body_thr, body_w,  # type: ignore[no-untyped-def]
-                       sampled=None):
+                       sampled=None, strength=None):
     """(measured, span): measure on the candles' own colours when overlays (moving averages, bands)
     add ink.
 
@@ -280,7 +282,7 @@ def _on_candle_colours(ink, region, background, slots, body_thr, body_w,  # type
     """
     n = slots.centres.size
     sample = np.unique(np.linspace(0, n - 1, min(n, _SAMPLE)).round().astype(int))
-    first = measure_many(ink, region, slots.centres[sample], slots.spacing, body_thr, body_w)
+    first = measure_many(ink, region, slots.centres[sample], slots.spacing, body_thr, body_w, strength=strength)
     if sampled is not None:
         sampled.update(zip(sample.tolist(), first))
     found = [r for r in first if r is not None]
@@ -293,7 +295,8 @@ def _on_candle_colours(ink, region, background, slots, body_thr, body_w,  # type
     if own.sum() > 0.985 * ink.sum():  # nothing but candles
         return None, _coloured_span(own, slots)
     thr, width, _ = body_threshold(own, slots.centres, slots.spacing)
-    again = measure_many(own, region, slots.centres, slots.spacing, thr, width, occluded=ink & ~own)
+    again = measure_many(own, region, slots.centres, slots.spacing, thr, width, occluded=ink & ~own,
+                         strength=strength)
     kept = [i for i, r in enumerate(again) if r is not None]
     if len(kept) < _MIN_BARS or kept[-1] - kept[0] + 1 != len(kept):
         return None, (0, n)

@@ -44,7 +44,7 @@ class _Batch:
     """The windows of all candles: ink as rows x candles x columns, and per-row extents."""
 
     def __init__(self, ink: np.ndarray, centres: np.ndarray, spacing: float, body_thr: float, body_w: float,
-                 occluded: Optional[np.ndarray] = None):
+                 occluded: Optional[np.ndarray] = None, strength: Optional[np.ndarray] = None):
         self.half = max(1, int(0.45 * spacing))
         self.rounded = np.round(centres).astype(int)
         self.cols = self.rounded[:, None] + np.arange(-self.half, self.half + 1)[None, :]
@@ -63,6 +63,10 @@ class _Batch:
         centred = np.abs(mid) <= max(1.5, 0.2 * body_w)
         inside = (first + offset >= -reach) & (last + offset <= reach) & centred
         self.body_rows = (self.spans >= body_thr) & inside & any_ink
+        if strength is not None and body_w <= NARROW_BODY:
+            wide = _coverage_rows(strength[:, np.clip(self.cols, 0, ink.shape[1] - 1)], win, any_ink, first, last)
+            if wide is not None:
+                self.body_rows = wide & inside & any_ink
         self.counts = win.sum(axis=0)  # candles x columns
         self.wick = self._wick_columns()
         n = len(centres)
@@ -88,6 +92,38 @@ class _Batch:
 
 
 _BINS = 1 << 15  # 5-bit colour bins
+NARROW_BODY = 4.0  # px: bodies this narrow are told from wicks by coverage width, not by span
+COVERAGE_GAP = 0.6  # least difference between body and wick coverage widths for them to decide
+
+
+def _coverage_rows(strength: np.ndarray, win: np.ndarray, any_ink: np.ndarray, first: np.ndarray,
+                   last: np.ndarray) -> Optional[np.ndarray]:
+    """Rows x candles: rows whose *coverage span* is a body's, or None when bodies and wicks do not
+    differ enough in it.
+
+    The coverage span of a row is its binary span with the two end pixels counted
+    by their coverage (strength, the distance from the background, over the
+    candle's strongest pixel): a blurred 1-px wick spread over 2 columns at half
+    strength spans 1, where the binary span counts 2; a hollow body still spans its
+    width. Per candle the 90th and 10th percentiles over its inked rows are a body's
+    and a wick's span; the medians over the candles set the threshold halfway.
+    """
+    s = np.where(win, strength, 0).astype(np.float32)  # rows x candles x columns
+    full = np.maximum(s.max(axis=(0, 2)), 1.0)  # per candle
+    ends = np.minimum(1.0, np.take_along_axis(s, np.stack([first, last], axis=2), axis=2) / full[None, :, None])
+    cw = np.where(last > first, (last - first - 1) + ends.sum(axis=2), ends[:, :, 0])  # rows x candles
+    count = any_ink.sum(axis=0)
+    seen = count >= 5
+    if seen.sum() < 2:
+        return None
+    ranked = np.sort(np.where(any_ink, cw, np.inf), axis=0)[:, seen]
+    n = count[seen]
+    cols = np.arange(n.size)
+    body = float(np.median(ranked[np.floor(0.9 * (n - 1)).astype(int), cols]))
+    wick = float(np.median(ranked[np.floor(0.1 * (n - 1)).astype(int), cols]))
+    if body - wick < COVERAGE_GAP:
+        return None
+    return cw >= 0.5 * (body + wick)
 
 
 def _close(mask: np.ndarray, gap: int) -> np.ndarray:
@@ -259,7 +295,7 @@ def _grouped(rgb: np.ndarray, keys: Optional[np.ndarray], y: np.ndarray, c: np.n
 
 def measure_many(ink: np.ndarray, rgb: np.ndarray, centres: np.ndarray, spacing: float, body_thr: float,
                  body_w: float, keys: Optional[np.ndarray] = None,
-                 occluded: Optional[np.ndarray] = None) -> list[Optional[Any]]:
+                 occluded: Optional[np.ndarray] = None, strength: Optional[np.ndarray] = None) -> list[Optional[Any]]:
     """A ``RawCandle`` per centre (None where its window holds no ink); see the module docstring.
 
     ``keys`` are ``colour_keys(rgb)`` when the caller already has them (else the
@@ -270,7 +306,7 @@ def measure_many(ink: np.ndarray, rgb: np.ndarray, centres: np.ndarray, spacing:
     centres = np.asarray(centres, dtype=float).reshape(-1)
     if centres.size == 0:
         return []
-    batch = _Batch(ink, centres, spacing, body_thr, body_w, occluded)
+    batch = _Batch(ink, centres, spacing, body_thr, body_w, occluded, strength)
     has_ink = batch.row_ink.any(axis=0)
     top, bottom = _body_groups(batch)
     high, low = _walks(batch.column, top, bottom, batch.hidden)
