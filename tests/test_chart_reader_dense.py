@@ -9,6 +9,7 @@ bars on the charts below).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -16,45 +17,43 @@ import pytest
 from alphasignal.chart.ohlc import load_csv
 from alphasignal.chart.reader import synth
 from alphasignal.chart.reader.digitize import digitize
-from alphasignal.chart.reader.measure import _coverage_rows
+from alphasignal.chart.reader.measure import coverage_spans, coverage_threshold
 
 DEMO = Path(__file__).resolve().parents[1] / "alphasignal" / "data" / "demo_ohlcv.csv"
 
 
-def _window(rows: int, cols: list[list[float]]) -> tuple[np.ndarray, ...]:
-    """(strength, win, any_ink, first, last) for one candle whose rows follow the column strengths
-    in ``cols`` (a list of per-row strengths over 3 columns), repeated ``rows`` times each."""
-    strength = np.array([c for c in cols for _ in range(rows)], dtype=float)[:, None, :]  # rows x 1 x 3
+def _rows(parts: list[tuple[int, list[float]]], candles: int = 2) -> Optional[np.ndarray]:
+    """Which inked rows of identical candles are body rows: each candle's rows are ``parts``
+    (a count of rows, and the strengths over its 3 columns, the middle one the wick's)."""
+    strength = np.array([c for rows, c in parts for _ in range(rows)], dtype=float)  # rows x 3
     win = strength > 40
-    any_ink = win.any(axis=2)
-    first = np.argmax(win, axis=2)
-    last = win.shape[2] - 1 - np.argmax(win[:, :, ::-1], axis=2)
-    return strength, win, any_ink, first, last
-
-
-def _two(parts: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
-    return tuple(np.concatenate([a, a], axis=1) for a in parts)  # two identical candles
+    first = np.argmax(win, axis=1)
+    last = 2 - np.argmax(win[:, ::-1], axis=1)
+    y = np.arange(len(strength))
+    args = (strength[y, first], strength[y, last], np.where(win[:, 1], strength[:, 1], 0), first, last)
+    flat = [np.tile(a, candles) for a in args]
+    candle = np.repeat(np.arange(candles), len(strength))
+    spans = coverage_spans(*flat, candle, candles)
+    thr = coverage_threshold(spans, candle, candles)
+    return None if thr is None else (spans >= thr)[: len(strength)]
 
 
 def test_a_blurred_wick_is_not_a_body():
     # wick rows: 2 columns at half strength (binary span 2); body rows: 3 columns, the outer ones
     # partly covered (binary span 3); the binary threshold between wick 2 and body 3 fell on them
-    parts = _window(6, [[0, 120, 110]] + [[90, 240, 90]] + [[0, 120, 110]])
-    got = _coverage_rows(*_two(parts))
+    got = _rows([(6, [0, 120, 110]), (6, [90, 240, 90]), (6, [0, 120, 110])])
     assert got is not None
     assert not got[:6].any() and got[6:12].all() and not got[12:].any()
 
 
 def test_a_hollow_body_keeps_its_width():
     # a hollow body: two thin edges with background between; the coverage span counts its width
-    parts = _window(6, [[0, 200, 0]] + [[200, 0, 200]] + [[0, 200, 0]])
-    got = _coverage_rows(*_two(parts))
+    got = _rows([(6, [0, 200, 0]), (6, [200, 0, 200]), (6, [0, 200, 0])])
     assert got is not None and got[6:12].all() and not got[:6].any()
 
 
 def test_nothing_is_decided_when_bodies_and_wicks_span_alike():
-    parts = _window(6, [[0, 200, 0]] + [[0, 200, 60]] + [[0, 200, 0]])
-    assert _coverage_rows(*_two(parts)) is None
+    assert _rows([(6, [0, 200, 0]), (6, [0, 200, 60]), (6, [0, 200, 0])]) is None
 
 
 @pytest.mark.parametrize("style,bars,size", [

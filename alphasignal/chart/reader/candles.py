@@ -25,6 +25,7 @@ from .lines import channel_max
 from .measure import measure_many, mode_colour
 
 _MIN_SPACING = 2.5
+_HARMONICS = 16  # multiples of the spacing fitted (more add nothing to its precision)
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def _harmonic_spacing(peaks: list[float], first: float) -> float:
     lags = np.asarray(peaks, dtype=float)
     spacing = first
     ks, ls = [1.0], [first]
-    for k in range(2, int(lags.max() / first) + 2 if lags.size else 2):
+    for k in range(2, min(int(lags.max() / first) + 2, _HARMONICS + 1) if lags.size else 2):
         j = int(np.argmin(np.abs(lags - k * spacing)))
         if abs(lags[j] - k * spacing) > 0.35 * spacing:
             break

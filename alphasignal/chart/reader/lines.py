@@ -79,12 +79,13 @@ class Line:
 _BLANK_GAP = 12  # background pixels in a row that end a line
 
 
-def _extent(indices: np.ndarray, inked: Optional[np.ndarray] = None) -> tuple[int, int]:
+def _extent(indices: np.ndarray, inked: Optional[Callable[[], np.ndarray]] = None) -> tuple[int, int]:
     """First and last index of the pieces of a line at least 15 pixels long (dashes joined).
 
     Candles drawn over a gridline break it into long pieces; text beside or under the
     plot (tick labels) adds only short specks of a similar colour, which are ignored.
-    Given the line's ``inked`` pixels (any colour), pieces separated by more than
+    Given the line's ``inked`` pixels (any colour; a callable, as they are needed only
+    when the line has several long pieces), pieces separated by more than
     ``_BLANK_GAP`` pixels of background are not one line (what covers a line is ink;
     rotated date labels under a spine are apart from it): a short chain of pieces at
     either end, apart from the rest, is dropped.
@@ -93,9 +94,10 @@ def _extent(indices: np.ndarray, inked: Optional[np.ndarray] = None) -> tuple[in
     long = [g for g in pieces if g[1] - g[0] >= 15] or [max(pieces, key=lambda g: g[1] - g[0])]
     if inked is None or len(long) == 1:
         return long[0][0], long[-1][1]
+    covered = inked()
     chains = [[long[0]]]
     for prev, piece in zip(long, long[1:]):
-        gap = inked[prev[1] + 1 : piece[0]]
+        gap = covered[prev[1] + 1 : piece[0]]
         blank = gap.size - int(gap.sum())
         if blank > _BLANK_GAP and _longest_false(gap) > _BLANK_GAP:
             chains.append([piece])
@@ -173,7 +175,8 @@ def _line_candidates(rgb: np.ndarray, ink: np.ndarray, counts: np.ndarray, cover
             continue
         same = ink[row] & (colour_distance(rgb[row], colour) <= GRID_DELTA)
         # what is not blank: ink, or near the line's colour (a faint line's JPEG-lightened pixels)
-        start, end = _extent(np.flatnonzero(same), ink[row] | (colour_distance(rgb[row], colour) <= GRID_DELTA))
+        start, end = _extent(np.flatnonzero(same),
+                             lambda: ink[row] | (colour_distance(rgb[row], colour) <= GRID_DELTA))
         if _in_a_wider_shape(rgb, ink, first, last, same, colour):
             continue
         lines.append(Line(first, last, start, end + 1, colour))

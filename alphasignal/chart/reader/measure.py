@@ -63,22 +63,38 @@ class _Batch:
         centred = np.abs(mid) <= max(1.5, 0.2 * body_w)
         inside = (first + offset >= -reach) & (last + offset <= reach) & centred
         self.body_rows = (self.spans >= body_thr) & inside & any_ink
-        if strength is not None and body_w <= NARROW_BODY:
-            wide = _coverage_rows(strength[:, np.clip(self.cols, 0, ink.shape[1] - 1)], win, any_ink, first, last)
-            if wide is not None:
-                self.body_rows = wide & inside & any_ink
         self.counts = win.sum(axis=0)  # candles x columns
         self.wick = self._wick_columns()
         n = len(centres)
         pick = np.clip(self.wick[:, None] + np.arange(-1, 2)[None, :], 0, k - 1)
         pick_ok = self.valid[np.arange(n)[:, None], pick] & (np.abs(pick - self.wick[:, None]) <= 1)
         self.column = (win[:, np.arange(n)[:, None], pick] & pick_ok[None]).any(axis=2)  # rows x candles
+        if strength is not None and body_w <= NARROW_BODY:
+            wide = self._coverage_rows(strength, first, last)
+            if wide is not None:
+                self.body_rows = wide & inside & any_ink
         self.hidden: Optional[np.ndarray] = None  # rows x candles: the wick column under an overlay
         self.hidden_rows: Optional[np.ndarray] = None  # rows x candles: the window crossed by an overlay
         if occluded is not None:
             occ = occluded[:, np.clip(self.cols, 0, ink.shape[1] - 1)] & self.valid[None]
             self.hidden = (occ[:, np.arange(n)[:, None], pick] & pick_ok[None]).any(axis=2) & ~self.column
             self.hidden_rows = occ.any(axis=2) & ~self.body_rows
+
+    def _coverage_rows(self, strength: np.ndarray, first: np.ndarray, last: np.ndarray) -> Optional[np.ndarray]:
+        """Rows x candles: the inked rows whose coverage span is a body's (see ``coverage_spans``), or
+        None when bodies and wicks do not differ enough in it. Only inked (row, candle) pairs are
+        looked at."""
+        y, c = np.nonzero(self.row_ink)
+        at = np.clip(self.cols, 0, strength.shape[1] - 1)
+        f, l = first[y, c], last[y, c]
+        centre = np.where(self.column[y, c], strength[y, at[c, self.wick[c]]], 0)
+        cw = coverage_spans(strength[y, at[c, f]], strength[y, at[c, l]], centre, f, l, c, len(self.rounded))
+        thr = coverage_threshold(cw, c, len(self.rounded))
+        if thr is None:
+            return None
+        wide = np.zeros_like(self.row_ink)
+        wide[y, c] = cw >= thr
+        return wide
 
     def _wick_columns(self) -> np.ndarray:
         """Per candle, the window column nearest the centre (within a quarter window) with the most ink."""
@@ -92,38 +108,44 @@ class _Batch:
 
 
 _BINS = 1 << 15  # 5-bit colour bins
-NARROW_BODY = 4.0  # px: bodies this narrow are told from wicks by coverage width, not by span
-COVERAGE_GAP = 0.6  # least difference between body and wick coverage widths for them to decide
+NARROW_BODY = 4.0  # px: bodies this narrow are told from wicks by coverage span, not by binary span
+COVERAGE_GAP = 0.6  # least difference between body and wick coverage spans for them to decide
 
 
-def _coverage_rows(strength: np.ndarray, win: np.ndarray, any_ink: np.ndarray, first: np.ndarray,
-                   last: np.ndarray) -> Optional[np.ndarray]:
-    """Rows x candles: rows whose *coverage span* is a body's, or None when bodies and wicks do not
-    differ enough in it.
+def coverage_spans(s_first: np.ndarray, s_last: np.ndarray, s_centre: np.ndarray, first: np.ndarray,
+                   last: np.ndarray, candle: np.ndarray, n: int) -> np.ndarray:
+    """The *coverage span* of inked rows (flat arrays, one entry per (row, candle) pair): the binary
+    span with its two end pixels counted by their coverage.
 
-    The coverage span of a row is its binary span with the two end pixels counted
-    by their coverage (strength, the distance from the background, over the
-    candle's strongest pixel): a blurred 1-px wick spread over 2 columns at half
-    strength spans 1, where the binary span counts 2; a hollow body still spans its
-    width. Per candle the 90th and 10th percentiles over its inked rows are a body's
-    and a wick's span; the medians over the candles set the threshold halfway.
+    A pixel's coverage is its strength (distance from the background) over the
+    candle's strongest pixel on its ends or wick column. A blurred 1-px wick spread
+    over 2 columns at half strength spans 1, where the binary span counts 2; a
+    hollow body still spans its width.
     """
-    s = np.where(win, strength, 0).astype(np.float32)  # rows x candles x columns
-    full = np.maximum(s.max(axis=(0, 2)), 1.0)  # per candle
-    ends = np.minimum(1.0, np.take_along_axis(s, np.stack([first, last], axis=2), axis=2) / full[None, :, None])
-    cw = np.where(last > first, (last - first - 1) + ends.sum(axis=2), ends[:, :, 0])  # rows x candles
-    count = any_ink.sum(axis=0)
-    seen = count >= 5
-    if seen.sum() < 2:
+    strongest = np.maximum(np.maximum(s_first, s_last), s_centre).astype(np.float64)
+    full = np.ones(n)
+    np.maximum.at(full, candle, strongest)
+    cover_first = np.minimum(1.0, s_first / full[candle])
+    cover_last = np.minimum(1.0, s_last / full[candle])
+    return np.where(last > first, (last - first - 1) + cover_first + cover_last, cover_first)
+
+
+def coverage_threshold(spans: np.ndarray, candle: np.ndarray, n: int) -> Optional[float]:
+    """Halfway between a body's and a wick's coverage span, or None when they differ by less than
+    ``COVERAGE_GAP``: per candle (5 inked rows or more) the 90th and 10th percentiles of its rows'
+    spans, and their medians over the candles."""
+    count = np.bincount(candle, minlength=n)
+    seen = np.flatnonzero(count >= 5)
+    if seen.size < 2:
         return None
-    ranked = np.sort(np.where(any_ink, cw, np.inf), axis=0)[:, seen]
-    n = count[seen]
-    cols = np.arange(n.size)
-    body = float(np.median(ranked[np.floor(0.9 * (n - 1)).astype(int), cols]))
-    wick = float(np.median(ranked[np.floor(0.1 * (n - 1)).astype(int), cols]))
+    order = np.lexsort((spans, candle))
+    start = np.cumsum(count) - count
+    k = count[seen] - 1
+    body = float(np.median(spans[order[start[seen] + np.floor(0.9 * k).astype(int)]]))
+    wick = float(np.median(spans[order[start[seen] + np.floor(0.1 * k).astype(int)]]))
     if body - wick < COVERAGE_GAP:
         return None
-    return cw >= 0.5 * (body + wick)
+    return 0.5 * (body + wick)
 
 
 def _close(mask: np.ndarray, gap: int) -> np.ndarray:
