@@ -55,6 +55,8 @@ WEAK_DELTA = 48  # faint ink (anti-aliased wicks), kept only where it continues 
 _MAX_SIDE = 4000  # larger images are downscaled before reading
 _MIN_BARS = 2
 _SAMPLE = 30  # candles measured to learn the candles' own colours
+FLUSH_SHARE = 0.15  # of the candles ending within 2 rows of their lower wick's end: bodies drawn with a stroke
+_STUB_CANDLES = 5  # such candles needed to tell how bodies are drawn
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,8 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
         result.warnings.append("fewer than 2 candles could be measured")
         return result
     raws, up, split = measured
-    result.bars = [_to_bar(r, u, inset, scale) for r, u in zip(raws, up)]
+    shift = _bottom_shift(raws)
+    result.bars = [_to_bar(r, u, inset, scale, shift) for r, u in zip(raws, up)]
     result.spacing, result.fit_residual = slots.spacing * scale, slots.residual
     result.occupancy = slots.block_share
     result.colour_split = split
@@ -322,16 +325,38 @@ def _trimmed(slots: Slots, first: int, end: int) -> Slots:
     return replace(slots, centres=slots.centres[first:end])
 
 
-def _to_bar(r: RawCandle, up: bool, panel: Panel, scale: float) -> PixelBar:
+def _bottom_shift(raws: list[RawCandle]) -> float:
+    """Rows to move every body's bottom by, from how the chart draws bodies (0 when undecided).
+
+    Bottoms are put half a row below a body's last row, halfway between two ways of
+    drawing. A body drawn with an edge stroke (mplfinance) ends on the row of its
+    bottom price, so a candle whose low is at, or within the stroke of, that price
+    ends flush with its wick: a fair share of a chart's candles show no lower wick
+    (``FLUSH_SHARE`` of those ending within 2 rows of it); their bottoms move up half
+    a row. A body drawn as a plain rectangle (TradingView-like) ends one row above its
+    bottom price while its wick runs down to the low, so no candle ends flush: every
+    one shows a row of wick or more below its body; their bottoms move down half a row.
+    """
+    stubs = np.array([r.low - (r.body_bottom - 0.5) for r in raws if r.body_bottom - r.body_top >= 2])
+    flush, short = int((stubs <= 0).sum()), int(((stubs >= 1) & (stubs <= 2)).sum())
+    if flush + short < _STUB_CANDLES:
+        return 0.0
+    if flush == 0:
+        return 0.5
+    return -0.5 if flush / (flush + short) >= FLUSH_SHARE else 0.0
+
+
+def _to_bar(r: RawCandle, up: bool, panel: Panel, scale: float, shift: float = 0.0) -> PixelBar:
     def y(v: float) -> float:
         return (panel.top + v) * scale
 
-    opening, closing = (r.body_bottom, r.body_top) if up else (r.body_top, r.body_bottom)
+    bottom = r.body_bottom + shift
+    opening, closing = (bottom, r.body_top) if up else (r.body_top, bottom)
     return PixelBar(
         x=(panel.left + r.x) * scale,
         open=y(opening),
         high=y(min(r.high, r.body_top)),
-        low=y(max(r.low, r.body_bottom)),
+        low=y(max(r.low, bottom)),
         close=y(closing),
         up=bool(up),
         body_width=r.width * scale,
