@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -88,23 +88,32 @@ def _divisor_peak(lags: list[float], heights: list[float], chosen: int) -> int:
     multiple in between (within 0.15 spacing): the candle spacing, when something with a longer
     period (gridlines, a band's waves) correlates more strongly on a dense chart. Else ``chosen``."""
     target = lags[chosen]
-    arr = np.asarray(lags)
     for j in range(chosen):
         if heights[j] < 0.15 or target < 3 * lags[j] - 0.5:
             continue
-        spacing, ks, ls = lags[j], [1.0], [lags[j]]
-        for k in range(2, int(round(target / lags[j])) + 1):
-            near = int(np.argmin(np.abs(arr - k * spacing)))
-            if abs(arr[near] - k * spacing) > max(0.15 * spacing, 0.3):
-                break
-            ks.append(float(k))
-            ls.append(float(arr[near]))
-            kv, lv = np.array(ks), np.array(ls)
-            spacing = float(kv @ lv / (kv @ kv))
-        else:
-            if abs(ls[-1] - target) <= 0.5:
-                return j
+        upto = int(round(target / lags[j]))
+        _, reached, last = _fit_multiples(lags, lags[j], upto, lambda s: max(0.15 * s, 0.3))
+        if reached == upto and abs(last - target) <= 0.5:
+            return j
     return chosen
+
+
+def _fit_multiples(lags: list[float], first: float, upto: int,
+                   tolerance: Callable[[float], float]) -> tuple[float, int, float]:
+    """(spacing, last multiple found, its lag): from ``first``, for k = 2 .. ``upto`` the peak nearest
+    k spacings (within ``tolerance(spacing)``) while there is one, the spacing refitted after each as
+    the least-squares slope through the origin."""
+    arr = np.asarray(lags, dtype=float)
+    spacing, ks, ls = first, [1.0], [first]
+    for k in range(2, upto + 1):
+        near = int(np.argmin(np.abs(arr - k * spacing)))
+        if abs(arr[near] - k * spacing) > tolerance(spacing):
+            break
+        ks.append(float(k))
+        ls.append(float(arr[near]))
+        kv, lv = np.array(ks), np.array(ls)
+        spacing = float(kv @ lv / (kv @ kv))
+    return spacing, int(ks[-1]), ls[-1]
 
 
 def _peak_lag(ac: np.ndarray, i: int, lags: np.ndarray) -> float:
@@ -122,18 +131,10 @@ def _harmonic_spacing(peaks: list[float], first: float) -> float:
     spacing is the least-squares slope through the run of multiples found: for each
     multiple, the peak nearest where the slope so far puts it, within 0.35 spacing.
     """
-    lags = np.asarray(peaks, dtype=float)
-    spacing = first
-    ks, ls = [1.0], [first]
-    for k in range(2, min(int(lags.max() / first) + 2, _HARMONICS + 1) if lags.size else 2):
-        j = int(np.argmin(np.abs(lags - k * spacing)))
-        if abs(lags[j] - k * spacing) > 0.35 * spacing:
-            break
-        ks.append(float(k))
-        ls.append(float(lags[j]))
-        kv, lv = np.array(ks), np.array(ls)
-        spacing = float(kv @ lv / (kv @ kv))
-    return spacing
+    if not peaks:
+        return first
+    upto = min(int(max(peaks) / first) + 1, _HARMONICS)
+    return _fit_multiples(peaks, first, upto, lambda s: 0.35 * s)[0]
 
 
 def _centroids(profile: np.ndarray, guesses: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:

@@ -202,7 +202,7 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
     measured, span = _on_candle_colours(ink, region, np.asarray(local_bg), slots, body_thr, body_w, sampled,
                                         strength)
     if span != (0, slots.centres.size):  # slots at the ends with none of the candles' colours
-        slots = _trimmed(slots, *span)
+        slots = replace(slots, centres=slots.centres[span[0] : span[1]])
         sampled = {i - span[0]: r for i, r in sampled.items() if span[0] <= i < span[1]}
     if measured is None:
         measured = _on_all_ink(ink, raw, region, np.asarray(local_bg), slots, body_thr, body_w, result.warnings,
@@ -319,10 +319,6 @@ def _coloured_span(own: np.ndarray, slots: Slots) -> tuple[int, int]:
     if held.size < _MIN_BARS:
         return 0, n
     return int(held[0]), int(held[-1]) + 1
-
-
-def _trimmed(slots: Slots, first: int, end: int) -> Slots:
-    return replace(slots, centres=slots.centres[first:end])
 
 
 def _bottom_shift(raws: list[RawCandle]) -> float:

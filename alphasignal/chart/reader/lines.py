@@ -97,12 +97,11 @@ def _extent(indices: np.ndarray, inked: Optional[Callable[[], np.ndarray]] = Non
     covered = inked()
     chains = [[long[0]]]
     for prev, piece in zip(long, long[1:]):
-        gap = covered[prev[1] + 1 : piece[0]]
-        blank = gap.size - int(gap.sum())
-        if blank > _BLANK_GAP and _longest_false(gap) > _BLANK_GAP:
+        if _longest_false(covered[prev[1] + 1 : piece[0]]) > _BLANK_GAP:
             chains.append([piece])
         else:
             chains[-1].append(piece)
+
     def span(c: list[tuple[int, int]]) -> int:
         return c[-1][1] - c[0][0]
 
