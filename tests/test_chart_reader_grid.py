@@ -144,3 +144,50 @@ def test_a_peak_is_not_taken_for_the_spacing_without_a_peak_at_each_multiple():
     assert _divisor_peak([5.0, 40.0], [0.2, 0.5], 1) == 1
     # a peak at half the spacing (hollow bodies' two edges) is not a divisor: fewer than 3 multiples
     assert _divisor_peak([5.0, 10.0], [0.3, 0.5], 1) == 1
+
+
+def _short_first_body(window):  # type: ignore[no-untyped-def]
+    """``window`` with its first bar's body cut to 2 % of its range, its wicks kept."""
+    window = window.copy()
+    mid = (window["high"].iloc[0] + window["low"].iloc[0]) / 2
+    span = window["high"].iloc[0] - window["low"].iloc[0]
+    window.iloc[0, window.columns.get_loc("open")] = mid - 0.01 * span
+    window.iloc[0, window.columns.get_loc("close")] = mid + 0.01 * span
+    return window
+
+
+def test_a_first_candle_on_a_gridline_of_its_colour_is_still_a_candle():
+    # brasil draws the x gridlines on bars 1, 21, ... in the up colour; a short-bodied first candle
+    # lost its wick with the gridline and left no vertical stroke: 119 bars were read for 120,
+    # every one a bar off
+    window = _short_first_body(_prices().iloc[-120:])
+    r = synth.render(window, "brasil", width=1200, height=800)
+    d = digitize(r.png)
+    assert len(d.bars) == 120
+    assert np.abs(np.array([b.x for b in d.bars]) - r.xs).max() < 1.0  # every bar in its own slot
+    truth = r.y0 + window[["open", "close"]].to_numpy() * r.dy
+    assert np.abs(np.array([d.bars[0].open, d.bars[0].close]) - truth[0]).max() < 1.5
+    # its wicks went with the gridline: said so, not invented
+    assert d.bars[0].high == min(d.bars[0].open, d.bars[0].close)
+    assert any("vertical gridline (bar 1 first)" in w for w in d.warnings)
+
+
+def test_an_erased_gridline_beyond_the_last_candle_adds_no_slot():
+    from alphasignal.chart.reader.candles import _ends_on_lines
+
+    h, w = 200, 60
+    spacing, x0 = 8.0, 4.0  # slots at 4, 12, ..., 52; the block is slots 0..5, slot 6 is at 52
+    profile = np.zeros(w)
+    raw = profile.copy()
+    raw[52] = h  # a full-height gridline erased at slot 6
+    ink = np.zeros((h, w), dtype=bool)
+    # a horizontal line crossing it runs on past the slot's window: not a body
+    ink[100, 40:60] = True
+    assert _ends_on_lines(ink, ink.sum(axis=0).astype(float), raw, x0, spacing, 0, 5) == (0, 5)
+    # what is left of a body, centred on the slot and blank either side, is one
+    ink[:] = False
+    ink[100:102, 51:54] = True
+    profile = ink.sum(axis=0).astype(float)
+    assert _ends_on_lines(ink, profile, raw + profile, x0, spacing, 0, 5) == (0, 6)
+    # without an erased gridline there, the same remnant is not taken
+    assert _ends_on_lines(ink, profile, profile, x0, spacing, 0, 5) == (0, 5)

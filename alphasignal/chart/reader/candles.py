@@ -276,13 +276,49 @@ def find_slots(ink: np.ndarray, raw: Optional[np.ndarray] = None) -> Optional[Sl
     if grid is None:
         return None
     x0, spacing, k, cent, first, last = grid
-    block = k[first : last + 1]
-    pred = x0 + block * spacing
-    offsets = cent[first : last + 1] - pred
+    offsets = cent[first : last + 1] - (x0 + k[first : last + 1] * spacing)
     resid = float(np.sqrt(np.nanmean(offsets**2)) / spacing)
+    if raw_profile is not None:
+        first, last = _ends_on_lines(ink, profile, raw_profile, x0, spacing, first, last)
+    pred = x0 + np.arange(first, last + 1) * spacing  # slot j sits at x0 + j * spacing (j may be -1)
     half = 0.5 * spacing
     inside = profile[max(0, int(pred[0] - half)) : int(pred[-1] + half) + 1].sum()
     return Slots(x0, spacing, pred, resid, float(inside / max(profile.sum(), 1.0)))
+
+
+def _ends_on_lines(ink: np.ndarray, profile: np.ndarray, raw_profile: np.ndarray, x0: float, spacing: float,
+                   first: int, last: int) -> tuple[int, int]:
+    """(first, last) slots, each end moved out by one slot when a candle lies there on a vertical
+    gridline of its own colour.
+
+    Its wick went with the gridline, so it left no vertical stroke, only the part of its
+    body wider than the line: the slot is taken when a gridline was erased at its centre
+    (the raw ink there spans much of the panel's height) and rows away from the panel's
+    edges keep ink at least two columns wide, centred on the slot, with blank columns
+    either side of the slot's window (a line crossing the gridline runs on past them).
+    """
+    height, width = ink.shape
+    edge = min(6, height // 10)
+    near = max(1, int(0.25 * spacing))
+    half = max(1, int(0.45 * spacing))
+    ends = [first, last]
+    for side, j in ((0, first - 1), (1, last + 1)):
+        centre = int(round(x0 + j * spacing))
+        if centre - half - 1 < 0 or centre + half + 1 >= width:
+            continue
+        erased = raw_profile[centre - near : centre + near + 1] - profile[centre - near : centre + near + 1]
+        if erased.max() < 0.4 * height:
+            continue
+        window = ink[edge : height - edge, centre - half - 1 : centre + half + 2]
+        inner = window[:, 1:-1]
+        body = (inner.sum(axis=1) >= 2) & ~window[:, 0] & ~window[:, -1]
+        if not body.any():
+            continue
+        left = inner[body].sum(axis=0).astype(float)
+        centroid = centre + float(left @ np.arange(-half, half + 1)) / float(left.sum())
+        if abs(centroid - (x0 + j * spacing)) <= 0.25 * spacing:
+            ends[side] = j
+    return ends[0], ends[1]
 
 
 # ---------------------------------------------------------------------- candles

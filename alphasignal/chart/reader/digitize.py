@@ -211,6 +211,12 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
         result.warnings.append("fewer than 2 candles could be measured")
         return result
     raws, up, split = measured
+    on_lines = _wickless_on_lines(raws, cols, inset)
+    if on_lines:
+        result.warnings.append(
+            f"{len(on_lines)} bar(s) lie on a vertical gridline (bar {on_lines[0] + 1} first) and show no wick "
+            "beside it: their highs and lows are their bodies' ends, the wicks may be longer"
+        )
     shift = _bottom_shift(raws)
     result.bars = [_to_bar(r, u, inset, scale, shift) for r, u in zip(raws, up)]
     result.spacing, result.fit_residual = slots.spacing * scale, slots.residual
@@ -226,6 +232,15 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
             f"bodies ({body_w:.0f} px) are hardly wider than wicks ({wick_w:.0f} px): open/close are approximate"
         )
     return result
+
+
+def _wickless_on_lines(raws: list[RawCandle], cols: list[Line], panel: Panel) -> list[int]:
+    """Indices of the bars centred on a vertical gridline that show no wick: a wick of the line's
+    colour went with it."""
+    spans = [(line.first - 1 - panel.left, line.last + 1 - panel.left) for line in cols]
+    return [i for i, r in enumerate(raws)
+            if r.high >= r.body_top and r.low <= r.body_bottom - 0.5
+            and any(a <= r.x <= b for a, b in spans)]
 
 
 def _line_rows(rows: list[Line], panel: Panel, height: int) -> np.ndarray:
