@@ -167,9 +167,23 @@ def test_a_first_candle_on_a_gridline_of_its_colour_is_still_a_candle():
     assert np.abs(np.array([b.x for b in d.bars]) - r.xs).max() < 1.0  # every bar in its own slot
     truth = r.y0 + window[["open", "close"]].to_numpy() * r.dy
     assert np.abs(np.array([d.bars[0].open, d.bars[0].close]) - truth[0]).max() < 1.5
-    # its wicks went with the gridline: said so, not invented
-    assert d.bars[0].high == min(d.bars[0].open, d.bars[0].close)
-    assert any("vertical gridline (bar 1 first)" in w for w in d.warnings)
+    # its wicks went with the dashed gridline; the gaps between dashes they fill give them back
+    wicks = r.y0 + window[["high", "low"]].to_numpy()[0] * r.dy
+    assert np.abs(np.array([d.bars[0].high, d.bars[0].low]) - wicks).max() < 2.5
+    assert any("dashed vertical gridline of their colour (bar 1 first)" in w for w in d.warnings)
+
+
+def test_wicks_on_a_dashed_gridline_of_their_colour_are_read_from_the_gaps_they_fill():
+    # sas draws dashed x gridlines on bars 1, 21, ... in the candles' colour; their wicks were erased
+    # with the line and read as nothing (bar 21's high 6 px short, bar 81's 6 px, bar 101's 6 px)
+    window = _prices().iloc[-120:]
+    r = synth.render(window, "sas", width=1200, height=800)
+    d = digitize(r.png)
+    assert len(d.bars) == 120
+    truth = r.y0 + window[["high", "low"]].to_numpy() * r.dy
+    for i in (20, 40, 80, 100):
+        assert abs(d.bars[i].high - truth[i, 0]) < 2.5 and abs(d.bars[i].low - truth[i, 1]) < 2.5, i
+    assert any("4 bar(s) lie on a dashed vertical gridline" in w for w in d.warnings)
 
 
 def test_an_erased_gridline_beyond_the_last_candle_adds_no_slot():
@@ -191,3 +205,28 @@ def test_an_erased_gridline_beyond_the_last_candle_adds_no_slot():
     assert _ends_on_lines(ink, profile, raw + profile, x0, spacing, 0, 5) == (0, 6)
     # without an erased gridline there, the same remnant is not taken
     assert _ends_on_lines(ink, profile, profile, x0, spacing, 0, 5) == (0, 5)
+
+
+def test_a_solid_gridline_gives_no_wick_and_a_short_run_moves_no_end():
+    from alphasignal.chart.reader.candles import RawCandle
+    from alphasignal.chart.reader.digitize import _wick_through_dashes
+    from alphasignal.chart.reader.lines import Line
+    from alphasignal.chart.reader.panel import Panel
+
+    panel = Panel(top=0, bottom=200, left=0, right=40)
+    line = Line(first=20, last=20, start=0, end=199, colour=np.array([0, 0, 0]))
+
+    def candle():  # type: ignore[no-untyped-def]
+        return RawCandle(x=20.0, body_top=100.0, body_bottom=120.5, high=100.0, low=120.0,
+                         edge=np.zeros(3), fill=np.zeros(3), width=5.0)
+
+    raw = np.zeros((200, 40), dtype=bool)
+    raw[:, 20] = True  # solid: nothing tells the wick from the line
+    c = candle()
+    assert not _wick_through_dashes(c, line, raw, panel) and (c.high, c.low) == (100.0, 120.0)
+    raw[::6, 20] = False  # dashes of 5 rows, gaps of 1: rows 0, 6, ..., 198 blank
+    raw[80:101, 20] = True  # a wick filling the gaps from row 80 up to the body
+    c = candle()
+    assert _wick_through_dashes(c, line, raw, panel)
+    assert 79 <= c.high <= 84  # its top lies in the dash after the gap left blank (79: 79-83)
+    assert c.low == 120.0  # below the body the run stops at the next gap (row 126): no gap filled

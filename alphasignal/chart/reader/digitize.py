@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ImageError
-from .lines import Blends, Line, clean_ink, colour_distance, erase_cols, erase_rows, hysteresis, plot_mask
+from .lines import Blends, Line, clean_ink, colour_distance, erase_cols, erase_rows, groups, hysteresis, plot_mask
 from .direction import assign_direction
 from .measure import measure_many
 from .panel import Panel, find_panel
@@ -212,9 +212,16 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
         return result
     raws, up, split = measured
     on_lines = _wickless_on_lines(raws, cols, inset)
-    if on_lines:
+    read = [i for i, line in on_lines if _wick_through_dashes(raws[i], line, raw_all, inset)]
+    lost = [i for i, _ in on_lines if i not in read]
+    if read:
         result.warnings.append(
-            f"{len(on_lines)} bar(s) lie on a vertical gridline (bar {on_lines[0] + 1} first) and show no wick "
+            f"{len(read)} bar(s) lie on a dashed vertical gridline of their colour (bar {read[0] + 1} first): "
+            "their wick ends were read from the gaps between dashes they fill, to within half a dash"
+        )
+    if lost:
+        result.warnings.append(
+            f"{len(lost)} bar(s) lie on a vertical gridline (bar {lost[0] + 1} first) and show no wick "
             "beside it: their highs and lows are their bodies' ends, the wicks may be longer"
         )
     shift = _bottom_shift(raws)
@@ -234,13 +241,62 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
     return result
 
 
-def _wickless_on_lines(raws: list[RawCandle], cols: list[Line], panel: Panel) -> list[int]:
-    """Indices of the bars centred on a vertical gridline that show no wick: a wick of the line's
-    colour went with it."""
-    spans = [(line.first - 1 - panel.left, line.last + 1 - panel.left) for line in cols]
-    return [i for i, r in enumerate(raws)
-            if r.high >= r.body_top and r.low <= r.body_bottom - 0.5
-            and any(a <= r.x <= b for a, b in spans)]
+def _wickless_on_lines(raws: list[RawCandle], cols: list[Line], panel: Panel) -> list[tuple[int, Line]]:
+    """(index, line) of the bars centred on a vertical gridline that show no wick: a wick of the
+    line's colour went with it."""
+    out = []
+    for i, r in enumerate(raws):
+        if r.high < r.body_top or r.low > r.body_bottom - 0.5:
+            continue
+        for line in cols:
+            if line.first - 1 <= r.x + panel.left <= line.last + 1:
+                out.append((i, line))
+                break
+    return out
+
+
+def _wick_through_dashes(candle: RawCandle, line: Line, raw: np.ndarray, panel: Panel) -> bool:
+    """Read the wicks of a candle lying on a dashed gridline of its colour from the gaps between
+    dashes that they fill; True when either end moved.
+
+    Along the line's densest column the ink runs on from the body through the gaps
+    the wick fills and stops at the first gap it does not. The wick's end lies in the
+    dash after that gap (the next gap, filled, is within the wick), so it is put in
+    the middle of that dash. A run no longer than a dash fills no gap: the wick may
+    be as short as nothing, and that end is left at the body. A solid line has no
+    gaps to read.
+    """
+    strip = raw[line.start : line.end + 1, max(0, line.first) : line.last + 1]
+    if strip.size == 0:
+        return False
+    col = strip[:, int(np.argmax(strip.sum(axis=0)))]
+    gaps = groups(np.flatnonzero(~col))
+    if len(gaps) < 4:
+        return False
+    starts = np.array([a for a, _ in gaps])
+    period = float(np.median(np.diff(starts)))
+    dash = period - float(np.median([b - a + 1 for a, b in gaps]))
+    if dash < 2 or period > 0.2 * col.size:
+        return False
+    top = int(candle.body_top) + panel.top - line.start
+    bottom = int(round(candle.body_bottom - 0.5)) + panel.top - line.start
+    lo, hi = max(0, panel.top - line.start), min(col.size, panel.bottom - line.start)
+    if not (lo <= top <= bottom < hi):
+        return False
+    moved = False
+    up = top
+    while up - 1 >= lo and col[up - 1]:
+        up -= 1
+    if top - up > dash and up > lo:
+        candle.high = float(up + dash / 2 + line.start - panel.top)
+        moved = True
+    down = bottom
+    while down + 1 < hi and col[down + 1]:
+        down += 1
+    if down - bottom > dash and down < hi - 1:
+        candle.low = float(down - dash / 2 + line.start - panel.top)
+        moved = True
+    return moved
 
 
 def _line_rows(rows: list[Line], panel: Panel, height: int) -> np.ndarray:
