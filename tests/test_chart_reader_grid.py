@@ -230,3 +230,25 @@ def test_a_solid_gridline_gives_no_wick_and_a_short_run_moves_no_end():
     assert _wick_through_dashes(c, line, raw, panel)
     assert 79 <= c.high <= 84  # its top lies in the dash after the gap left blank (79: 79-83)
     assert c.low == 120.0  # below the body the run stops at the next gap (row 126): no gap filled
+
+
+def test_hollow_bodies_three_strokes_each_are_not_three_candles():
+    # classic's hollow up bodies are two edges and a wick, evenly spaced: their autocorrelation peak
+    # at 2/3 of the spacing was taken for it, then halved (120 bars read for 40)
+    window = _prices().iloc[10:50]
+    r = synth.render(window, "classic", volume=True, bollinger=True, width=640, height=480)
+    d = digitize(synth.jpeg(r.png, 85, scale=0.8))
+    assert len(d.bars) == 40
+    assert abs(d.spacing - 0.8 * (r.xs[1] - r.xs[0])) < 0.1  # resized to 0.8
+
+
+def test_a_spine_between_a_dashed_gridline_and_a_tall_volume_bar_still_splits_the_panels():
+    # starsandstripes, resized: the price panel's spine lies two rows under its lowest dashed gridline
+    # and above the volume panel's; each line took the other for the edge of a wider shape and the
+    # spine was not found (JPEG leftovers of the gridlines beside it, or a volume bar reaching it,
+    # also refused it): volume bars were read with the candles (19 bars read for 40)
+    window = _prices().iloc[30:70]
+    r = synth.render(window, "starsandstripes", volume=True, width=640, height=480)
+    d = digitize(synth.jpeg(r.png, 85, scale=0.8))
+    assert len(d.bars) == 40
+    assert d.panel.bottom < 0.65 * d.image_size[1]  # the volume panel starts at 0.63

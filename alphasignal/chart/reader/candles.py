@@ -77,8 +77,13 @@ def _spacing(profile: np.ndarray) -> Optional[float]:
     best = max(ac[i] for i in peaks)
     if best <= 0.1:  # nothing repeats
         return None
-    i = next(i for i in peaks if ac[i] >= 0.6 * best)
     refined = [_peak_lag(ac, j, lags) for j in peaks]
+    # the first strong peak, unless a stronger one lies between 1.15 and 1.85 times its lag: the
+    # spacing has a valley there (the gaps). Hollow bodies' two edges and wick are three strokes
+    # evenly spaced, and their peak at 2/3 of the spacing is strong too.
+    i = next((j for j, r in zip(peaks, refined) if ac[j] >= 0.6 * best
+              and not any(ac[m] > ac[j] and 1.15 * r < q < 1.85 * r for m, q in zip(peaks, refined))),
+             next(j for j in peaks if ac[j] >= 0.6 * best))
     i = _divisor_peak(refined, [float(ac[j]) for j in peaks], peaks.index(i))
     return _harmonic_spacing(refined[i:], refined[i])
 

@@ -159,7 +159,12 @@ def _line_candidates(rgb: np.ndarray, ink: np.ndarray, counts: np.ndarray, cover
     """Lines among the row groups covered >= ``cover``; ``wanted`` (first, last) and ``reach``
     (the least extent) skip groups early that the caller would drop anyway."""
     lines = []
-    for first, last in groups(np.flatnonzero(counts >= cover * ink.shape[1])):
+    found = groups(np.flatnonzero(counts >= cover * ink.shape[1]))
+    thin = np.zeros(ink.shape[0], dtype=bool)  # the rows of every thin group: lines, maybe
+    for first, last in found:
+        if last - first <= 3:
+            thin[first : last + 1] = True
+    for first, last in found:
         if last - first > 3:  # a thick band is content (a wide body, text), not a line
             continue
         if wanted is not None and not wanted(first, last):
@@ -176,23 +181,25 @@ def _line_candidates(rgb: np.ndarray, ink: np.ndarray, counts: np.ndarray, cover
         # what is not blank: ink, or near the line's colour (a faint line's JPEG-lightened pixels)
         start, end = _extent(np.flatnonzero(same),
                              lambda: ink[row] | (colour_distance(rgb[row], colour) <= GRID_DELTA))
-        if _in_a_wider_shape(rgb, ink, first, last, same, colour):
+        if _in_a_wider_shape(rgb, ink, first, last, same, colour, thin):
             continue
         lines.append(Line(first, last, start, end + 1, colour))
     return lines
 
 
 def _in_a_wider_shape(rgb: np.ndarray, ink: np.ndarray, first: int, last: int, same: np.ndarray,
-                      colour: np.ndarray) -> bool:
+                      colour: np.ndarray, thin: Optional[np.ndarray] = None) -> bool:
     """True when a third of the line's pixels have ink of its colour two rows away on either side.
 
     That is a wick running into its body, or a column of volume bars, not a line:
-    a gridline has its colour beside it only where another line crosses it.
+    a gridline has its colour beside it only where another line crosses it, or where
+    another line runs close beside it (two panels' spines, a gridline next to a spine):
+    rows of other ``thin`` groups do not count.
     """
     n = ink.shape[0]
     beside = np.zeros_like(same)
     for r in (first - 2, last + 2):
-        if 0 <= r < n:
+        if 0 <= r < n and not (thin is not None and thin[r]):
             beside |= ink[r] & (colour_distance(rgb[r], colour) <= GRID_DELTA)
     return bool(same.sum()) and (beside & same).sum() > same.sum() / 3
 

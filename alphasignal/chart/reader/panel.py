@@ -72,22 +72,38 @@ def _shared_spine(ink: np.ndarray, rgb: np.ndarray, rows: list[Line], cols: list
                   left: int, right: int) -> int:
     """The bottom of the price panel when a spine splits a volume panel off below it.
 
-    That spine is a horizontal line of the spines' colour, solid across the plot,
-    with blank margins on both sides (a gridline has candles drawn across or beside
-    it, or dashes), and what lies under it is bars standing on one baseline, or nothing.
+    That spine is a horizontal line of the spines' colour, solid across the plot
+    (where no vertical gridline crosses it), with a blank margin on at least one side
+    (a gridline has candles drawn across it, or dashes; a tall volume bar may reach
+    the spine from below), and what lies under it is bars standing on one baseline,
+    or nothing.
     """
     spine = max(cols, key=lambda l: l.end - l.start).colour
     margin = 0.1 * (bottom - top)
+    open_cols = np.ones(right - left, dtype=bool)  # where no vertical line crosses it
+    for v in cols:
+        open_cols[max(0, v.first - 1 - left) : max(0, v.last + 2 - left)] = False
+    if not open_cols.any():
+        return bottom
     for line in rows:  # top to bottom: the highest such line
         if not top + margin < line.first < bottom - margin:
             continue
+        on_other = np.zeros(ink.shape[0], dtype=bool)
+        for other in rows:
+            if other is not line:
+                on_other[max(0, other.first - 1) : other.last + 2] = True
         if _nearest_row_colour(rgb, line, left, right, spine) > 64:  # anti-aliased lines average lighter
             continue
         band = rgb[line.first : line.last + 1, left:right]
-        if (colour_distance(band, line.colour) <= GRID_DELTA).any(axis=0).mean() < 0.97:
+        if (colour_distance(band, line.colour) <= GRID_DELTA).any(axis=0)[open_cols].mean() < 0.97:
             continue
-        beside = ink[max(0, line.first - 3) : line.first, left:right], ink[line.last + 1 : line.last + 4, left:right]
-        if max(int(b.sum()) for b in beside) > 3:  # panels keep a margin inside their spines
+        # panels keep a margin inside their spines (another line's rows aside: a gridline beside the
+        # spine); a tall volume bar may reach the one below
+        near = [r for r in (*range(line.first - 3, line.first), *range(line.last + 1, line.last + 4))
+                if 0 <= r < ink.shape[0] and not on_other[r]]
+        above = int(ink[[r for r in near if r < line.first], left:right].sum())
+        below_it = int(ink[[r for r in near if r > line.last], left:right].sum())
+        if min(above, below_it) > 3:
             continue
         below = ink[line.last + 2 : bottom, left:right]
         if not below.any() or _bars_only(below):
