@@ -191,20 +191,27 @@ def test_an_erased_gridline_beyond_the_last_candle_adds_no_slot():
 
     h, w = 200, 60
     spacing, x0 = 8.0, 4.0  # slots at 4, 12, ..., 52; the block is slots 0..5, slot 6 is at 52
-    profile = np.zeros(w)
-    raw = profile.copy()
-    raw[52] = h  # a full-height gridline erased at slot 6
+
+    def ends(ink, raw):  # type: ignore[no-untyped-def]
+        return _ends_on_lines(ink, raw, ink.sum(axis=0).astype(float), raw.sum(axis=0).astype(float),
+                              x0, spacing, 0, 5)
+
     ink = np.zeros((h, w), dtype=bool)
+    raw = ink.copy()
+    raw[:, 52] = True  # a full-height gridline, erased from ``ink``, at slot 6
     # a horizontal line crossing it runs on past the slot's window: not a body
     ink[100, 40:60] = True
-    assert _ends_on_lines(ink, ink.sum(axis=0).astype(float), raw, x0, spacing, 0, 5) == (0, 5)
+    assert ends(ink, raw | ink) == (0, 5)
     # what is left of a body, centred on the slot and blank either side, is one
     ink[:] = False
     ink[100:102, 51:54] = True
-    profile = ink.sum(axis=0).astype(float)
-    assert _ends_on_lines(ink, profile, raw + profile, x0, spacing, 0, 5) == (0, 6)
+    assert ends(ink, raw | ink) == (0, 6)
     # without an erased gridline there, the same remnant is not taken
-    assert _ends_on_lines(ink, profile, profile, x0, spacing, 0, 5) == (0, 5)
+    assert ends(ink, ink.copy()) == (0, 5)
+    # nor on the rows of a horizontal line (blank in ``raw``): the speck where two gridlines cross
+    on_line = raw | ink
+    on_line[99:103] = False
+    assert ends(ink, on_line) == (0, 5)
 
 
 def test_a_solid_gridline_gives_no_wick_and_a_short_run_moves_no_end():
@@ -252,3 +259,27 @@ def test_a_spine_between_a_dashed_gridline_and_a_tall_volume_bar_still_splits_th
     d = digitize(synth.jpeg(r.png, 85, scale=0.8))
     assert len(d.bars) == 40
     assert d.panel.bottom < 0.65 * d.image_size[1]  # the volume panel starts at 0.63
+
+
+def test_hollow_bodies_read_as_three_strokes_are_merged_into_candles():
+    # a hollow body's two edges and its wick, evenly spaced, made a grid three times too fine, and no
+    # autocorrelation rule could tell (120 bars read for 40 on both); the body's top and bottom edges
+    # join a candle's strokes along a row, and nothing joins two candles
+    cases = [(("default", 1000, 700), 92, False, "jpeg+resize"), (("mike", 640, 480), 80, True, "jpeg")]
+    for (style, width, height), start, volume, damage in cases:
+        window = _prices().iloc[start : start + 40]
+        r = synth.render(window, style, volume=volume, width=width, height=height)
+        scale = 0.8 if damage == "jpeg+resize" else 1.0
+        d = digitize(synth.jpeg(r.png, 85, scale=scale))
+        assert len(d.bars) == 40, style
+        assert np.abs(np.array([b.x for b in d.bars]) - r.xs * scale).max() < 1.0, style
+
+
+def test_a_wide_hollow_body_edge_to_wick_peak_is_not_the_spacing():
+    # classic 1200x800, 40 bars: the peak at a wide hollow body's edge-to-wick distance (5.8 px) was
+    # the first strong one; no peak lies at its double, and a fine grid fitted only 6 bars (6 read for 40)
+    window = _prices().iloc[108:148]
+    r = synth.render(window, "classic", width=1200, height=800)
+    d = digitize(r.png)
+    assert len(d.bars) == 40
+    assert abs(d.spacing - (r.xs[1] - r.xs[0])) < 0.05

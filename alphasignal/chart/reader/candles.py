@@ -26,6 +26,7 @@ from .measure import measure_many, mode_colour
 
 _MIN_SPACING = 2.5
 _HARMONICS = 16  # multiples of the spacing fitted (more add nothing to its precision)
+_SPLIT_BELOW = 8.0  # px: a grid this fine may be hollow bodies' strokes (see ``_hollow_strokes``)
 
 
 @dataclass(frozen=True)
@@ -78,14 +79,22 @@ def _spacing(profile: np.ndarray) -> Optional[float]:
     if best <= 0.1:  # nothing repeats
         return None
     refined = [_peak_lag(ac, j, lags) for j in peaks]
-    # the first strong peak, unless a stronger one lies between 1.15 and 1.85 times its lag: the
-    # spacing has a valley there (the gaps). Hollow bodies' two edges and wick are three strokes
-    # evenly spaced, and their peak at 2/3 of the spacing is strong too.
-    i = next((j for j, r in zip(peaks, refined) if ac[j] >= 0.6 * best
-              and not any(ac[m] > ac[j] and 1.15 * r < q < 1.85 * r for m, q in zip(peaks, refined))),
+    i = next((j for j, r in zip(peaks, refined) if ac[j] >= 0.6 * best and _periodic(r, peaks, refined, ac,
+                                                                                     lags[-1])),
              next(j for j in peaks if ac[j] >= 0.6 * best))
     i = _divisor_peak(refined, [float(ac[j]) for j in peaks], peaks.index(i))
     return _harmonic_spacing(refined[i:], refined[i])
+
+
+def _periodic(lag: float, peaks: list[int], refined: list[float], ac: np.ndarray, max_lag: float) -> bool:
+    """Whether an autocorrelation peak at ``lag`` can be the candle spacing: there is a peak near
+    twice the lag (as ``_harmonic_spacing`` looks for it: a first peak is biased), and none
+    stronger between 1.15 and 1.85 times it (the spacing has a valley there, the gaps). A hollow body's two edges and its wick are three strokes: the peak at
+    their distance is strong too, but the next candle's edge is not where its double puts it."""
+    strength = ac[peaks[refined.index(lag)]]
+    if any(ac[j] > strength and 1.15 * lag < q < 1.85 * lag for j, q in zip(peaks, refined)):
+        return False
+    return 2 * lag > max_lag or _fit_multiples(refined, lag, 2, lambda s: 0.35 * s)[1] == 2
 
 
 def _divisor_peak(lags: list[float], heights: list[float], chosen: int) -> int:
@@ -230,6 +239,53 @@ def _fit_grid(profile: np.ndarray, strokes: np.ndarray, raw_profile: Optional[np
     return x0, spacing, k, cent, first, last
 
 
+def _hollow_strokes(ink: np.ndarray, x0: float, spacing: float, first: int,
+                    last: int) -> Optional[tuple[float, float]]:
+    """(x0, spacing) of a grid ``m`` (3 or 2) times coarser when the slots found are the strokes of
+    hollow bodies (two edges and the wick between them, evenly spaced): the body's top and
+    bottom edges join the strokes of one candle along a row, and nothing joins two candles.
+    None when the slots are not joined that way.
+
+    Slots ``k`` and ``k + 1`` are joined when a row (or two, blurred) is inked on every
+    column within a quarter spacing of their midpoint, with as many pairs joined in a row
+    there as one candle holds (``m - 1``; more is a line). With strokes of hollow bodies,
+    the pairs at every phase modulo ``m`` but one are mostly joined, and the pairs at
+    that phase (the gaps between candles) seldom: an overlay crossing the gaps joins
+    some, as it joins pairs at every phase.
+    """
+    n = last - first + 1
+    if n < 9:
+        return None
+    cols = np.clip(np.round(x0 + np.arange(first, last + 1) * spacing).astype(int), 0, ink.shape[1] - 1)
+    a, b = int(cols[0]), int(cols[-1]) + 1
+    idx = np.arange(a, b)[None, :]
+    # per row, the last blank column at or before each column
+    band = ink[:, a:b].copy()
+    band[:-1] |= band[1:]  # a body's edge blurred over two rows, partly faint in each
+    last_blank = np.maximum.accumulate(np.where(band, -1, idx), axis=1)
+    # joined: ink on every column within a quarter spacing of the pair's midpoint (the strokes
+    # need not sit exactly on the fine grid)
+    q = max(1, int(round(0.25 * spacing)))
+    mid = np.round((cols[:-1] + cols[1:]) / 2.0).astype(int)
+    pairs = last_blank[:, np.minimum(mid + q, b - 1) - a] < (mid - q)[None, :]  # rows x pairs
+    # a row joining more pairs in a row than one candle holds is a line (a gridline left, a flat
+    # stretch of an overlay), not a body's edge
+    k = np.arange(n - 1)[None, :]
+    start = np.maximum.accumulate(np.where(pairs, -1, k), axis=1) + 1  # first pair of each row's run
+    # the first pair after it not joined (n - 1 past the end)
+    after = (n - 2) - np.maximum.accumulate(np.where(pairs, -1, (n - 2) - k)[:, ::-1], axis=1)[:, ::-1]
+    length = after - start
+    for m in (3, 2):
+        joined = (pairs & (length == m - 1)).any(axis=0)
+        for phase in range(m):
+            between = (np.arange(n - 1) % m) == phase
+            if between.sum() >= 3 and joined[~between].mean() >= 0.6 + max(0.0, joined[between].mean() - 0.1):
+                # candles are slots phase+1 .. phase+m (mod m): their centre is the middle one
+                at = x0 + (first + phase + 1 + (m - 1) / 2.0) * spacing
+                return float(at % (m * spacing)), m * spacing
+    return None
+
+
 def _candles_between(strokes: np.ndarray, x0: float, spacing: float, first: int, last: int) -> bool:
     """True when the midpoints between slots hold candles too: the grid found is twice too coarse.
 
@@ -278,21 +334,25 @@ def find_slots(ink: np.ndarray, raw: Optional[np.ndarray] = None) -> Optional[Sl
     grid = _fit_grid(profile, strokes, raw_profile, x0, spacing)
     if grid is not None and _candles_between(strokes, grid[0], grid[1], grid[4], grid[5]):
         grid = _fit_grid(profile, strokes, raw_profile, grid[0], grid[1] / 2)
+    if grid is not None and grid[1] < _SPLIT_BELOW:
+        merged = _hollow_strokes(ink, grid[0], grid[1], grid[4], grid[5])
+        if merged is not None:
+            grid = _fit_grid(profile, strokes, raw_profile, *merged) or grid
     if grid is None:
         return None
     x0, spacing, k, cent, first, last = grid
     offsets = cent[first : last + 1] - (x0 + k[first : last + 1] * spacing)
     resid = float(np.sqrt(np.nanmean(offsets**2)) / spacing)
     if raw_profile is not None:
-        first, last = _ends_on_lines(ink, profile, raw_profile, x0, spacing, first, last)
+        first, last = _ends_on_lines(ink, raw, profile, raw_profile, x0, spacing, first, last)
     pred = x0 + np.arange(first, last + 1) * spacing  # slot j sits at x0 + j * spacing (j may be -1)
     half = 0.5 * spacing
     inside = profile[max(0, int(pred[0] - half)) : int(pred[-1] + half) + 1].sum()
     return Slots(x0, spacing, pred, resid, float(inside / max(profile.sum(), 1.0)))
 
 
-def _ends_on_lines(ink: np.ndarray, profile: np.ndarray, raw_profile: np.ndarray, x0: float, spacing: float,
-                   first: int, last: int) -> tuple[int, int]:
+def _ends_on_lines(ink: np.ndarray, raw: np.ndarray, profile: np.ndarray, raw_profile: np.ndarray, x0: float,
+                   spacing: float, first: int, last: int) -> tuple[int, int]:
     """(first, last) slots, each end moved out by one slot when a candle lies there on a vertical
     gridline of its own colour.
 
@@ -300,7 +360,9 @@ def _ends_on_lines(ink: np.ndarray, profile: np.ndarray, raw_profile: np.ndarray
     body wider than the line: the slot is taken when a gridline was erased at its centre
     (the raw ink there spans much of the panel's height) and rows away from the panel's
     edges keep ink at least two columns wide, centred on the slot, with blank columns
-    either side of the slot's window (a line crossing the gridline runs on past them).
+    either side of the slot's window (a line crossing the gridline runs on past them),
+    on rows that are not a horizontal line's (``raw`` is blank there: where two
+    gridlines cross, a speck of each is left).
     """
     height, width = ink.shape
     edge = min(6, height // 10)
@@ -316,7 +378,8 @@ def _ends_on_lines(ink: np.ndarray, profile: np.ndarray, raw_profile: np.ndarray
             continue
         window = ink[edge : height - edge, centre - half - 1 : centre + half + 2]
         inner = window[:, 1:-1]
-        body = (inner.sum(axis=1) >= 2) & ~window[:, 0] & ~window[:, -1]
+        off_lines = raw[edge : height - edge, centre - half - 1 : centre + half + 2].any(axis=1)
+        body = (inner.sum(axis=1) >= 2) & ~window[:, 0] & ~window[:, -1] & off_lines
         if not body.any():
             continue
         left = inner[body].sum(axis=0).astype(float)
