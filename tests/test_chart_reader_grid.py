@@ -283,3 +283,13 @@ def test_a_wide_hollow_body_edge_to_wick_peak_is_not_the_spacing():
     d = digitize(r.png)
     assert len(d.bars) == 40
     assert abs(d.spacing - (r.xs[1] - r.xs[0])) < 0.05
+
+
+def test_the_remains_of_a_dashed_gridline_after_the_last_candle_are_not_a_candle():
+    # brasil draws a dashed x gridline one tick after the last candle, in the up colour; JPEG leaves
+    # fringes beside it that the erased line does not take, and they stood as one more slot (41 for 40)
+    window = _prices().iloc[105:145]
+    r = synth.render(window, "brasil", width=800, height=600)
+    d = digitize(synth.jpeg(r.png, 85))
+    assert len(d.bars) == 40
+    assert abs(d.bars[-1].x - r.xs[-1]) < 1.0

@@ -354,7 +354,7 @@ def find_slots(ink: np.ndarray, raw: Optional[np.ndarray] = None) -> Optional[Sl
 def _ends_on_lines(ink: np.ndarray, raw: np.ndarray, profile: np.ndarray, raw_profile: np.ndarray, x0: float,
                    spacing: float, first: int, last: int) -> tuple[int, int]:
     """(first, last) slots, each end moved out by one slot when a candle lies there on a vertical
-    gridline of its own colour.
+    gridline of its own colour, or in by one when the end slot is only a gridline's remains.
 
     Its wick went with the gridline, so it left no vertical stroke, only the part of its
     body wider than the line: the slot is taken when a gridline was erased at its centre
@@ -368,13 +368,33 @@ def _ends_on_lines(ink: np.ndarray, raw: np.ndarray, profile: np.ndarray, raw_pr
     edge = min(6, height // 10)
     near = max(1, int(0.25 * spacing))
     half = max(1, int(0.45 * spacing))
+
+    def on_line(centre: int) -> bool:  # a gridline was erased there
+        erased = raw_profile[max(0, centre - near) : centre + near + 1] - profile[max(0, centre - near) : centre + near + 1]
+        return erased.size > 0 and erased.max() >= 0.4 * height
+
+    def widest(centre: int) -> int:  # the widest inked row of the slot's window off horizontal lines
+        cols = slice(max(0, centre - half), centre + half + 1)
+        window = ink[edge : height - edge, cols] & raw[edge : height - edge, cols].any(axis=1)[:, None]
+        cols = np.arange(window.shape[1])[None, :]
+        spans = np.where(window, cols, -1).max(axis=1) - np.where(window, cols, window.shape[1]).min(axis=1) + 1
+        return int(spans.max()) if spans.size else 0
+
     ends = [first, last]
-    for side, j in ((0, first - 1), (1, last + 1)):
-        centre = int(round(x0 + j * spacing))
-        if centre - half - 1 < 0 or centre + half + 1 >= width:
+    if last - first >= 6:
+        # an end slot that is only what is left of a gridline (JPEG fringes beside a dashed line of
+        # the candles' colour) holds no row as wide as the candles' bodies
+        inner = np.linspace(first + 1, last - 1, min(15, last - first - 1)).round().astype(int)
+        typical = float(np.median([widest(int(round(x0 + k * spacing))) for k in inner]))
+        for side, j in ((0, first), (1, last)):
+            centre = int(round(x0 + j * spacing))
+            if typical >= 4 and on_line(centre) and widest(centre) <= 2:
+                ends[side] = j + 1 if side == 0 else j - 1
+    for side, j in ((0, ends[0] - 1), (1, ends[1] + 1)):
+        if ends[side] != (first, last)[side]:
             continue
-        erased = raw_profile[centre - near : centre + near + 1] - profile[centre - near : centre + near + 1]
-        if erased.max() < 0.4 * height:
+        centre = int(round(x0 + j * spacing))
+        if centre - half - 1 < 0 or centre + half + 1 >= width or not on_line(centre):
             continue
         window = ink[edge : height - edge, centre - half - 1 : centre + half + 2]
         inner = window[:, 1:-1]
