@@ -256,18 +256,15 @@ def _hollow_strokes(ink: np.ndarray, x0: float, spacing: float, first: int,
     n = last - first + 1
     if n < 9:
         return None
-    cols = np.clip(np.round(x0 + np.arange(first, last + 1) * spacing).astype(int), 0, ink.shape[1] - 1)
-    a, b = int(cols[0]), int(cols[-1]) + 1
-    idx = np.arange(a, b)[None, :]
-    # per row, the last blank column at or before each column
-    band = ink[:, a:b].copy()
-    band[:-1] |= band[1:]  # a body's edge blurred over two rows, partly faint in each
-    last_blank = np.maximum.accumulate(np.where(band, -1, idx), axis=1)
+    centres = x0 + np.arange(first, last + 1) * spacing
     # joined: ink on every column within a quarter spacing of the pair's midpoint (the strokes
     # need not sit exactly on the fine grid)
     q = max(1, int(round(0.25 * spacing)))
-    mid = np.round((cols[:-1] + cols[1:]) / 2.0).astype(int)
-    pairs = last_blank[:, np.minimum(mid + q, b - 1) - a] < (mid - q)[None, :]  # rows x pairs
+    mid = np.round((centres[:-1] + centres[1:]) / 2.0).astype(int)
+    around = np.clip(mid[:, None] + np.arange(-q, q + 1)[None, :], 0, ink.shape[1] - 1)
+    band = ink[:, around]  # rows x pairs x columns
+    band[:-1] |= band[1:]  # a body's edge blurred over two rows, partly faint in each
+    pairs = band.all(axis=2)  # rows x pairs
     # a row joining more pairs in a row than one candle holds is a line (a gridline left, a flat
     # stretch of an overlay), not a body's edge
     k = np.arange(n - 1)[None, :]
@@ -381,14 +378,13 @@ def _ends_on_lines(ink: np.ndarray, raw: np.ndarray, profile: np.ndarray, raw_pr
         return int(spans.max()) if spans.size else 0
 
     ends = [first, last]
-    if last - first >= 6:
-        # an end slot that is only what is left of a gridline (JPEG fringes beside a dashed line of
-        # the candles' colour) holds no row as wide as the candles' bodies
-        inner = np.linspace(first + 1, last - 1, min(15, last - first - 1)).round().astype(int)
-        typical = float(np.median([widest(int(round(x0 + k * spacing))) for k in inner]))
-        for side, j in ((0, first), (1, last)):
-            centre = int(round(x0 + j * spacing))
-            if typical >= 4 and on_line(centre) and widest(centre) <= 2:
+    # an end slot that is only what is left of a gridline (JPEG fringes beside a dashed line of the
+    # candles' colour) holds no row as wide as the candles' bodies
+    for side, j in ((0, first), (1, last)):
+        centre = int(round(x0 + j * spacing))
+        if last - first >= 6 and on_line(centre) and widest(centre) <= 2:
+            inner = np.linspace(first + 1, last - 1, min(15, last - first - 1)).round().astype(int)
+            if float(np.median([widest(int(round(x0 + k * spacing))) for k in inner])) >= 4:
                 ends[side] = j + 1 if side == 0 else j - 1
     for side, j in ((0, ends[0] - 1), (1, ends[1] + 1)):
         if ends[side] != (first, last)[side]:
