@@ -350,59 +350,69 @@ def find_slots(ink: np.ndarray, raw: Optional[np.ndarray] = None) -> Optional[Sl
 
 def _ends_on_lines(ink: np.ndarray, raw: np.ndarray, profile: np.ndarray, raw_profile: np.ndarray, x0: float,
                    spacing: float, first: int, last: int) -> tuple[int, int]:
-    """(first, last) slots, each end moved out by one slot when a candle lies there on a vertical
-    gridline of its own colour, or in by one when the end slot is only a gridline's remains.
+    """(first, last) slots, each end moved in by one slot when the end slot is only a gridline's
+    remains, or out by one when a candle lies beyond it on a vertical gridline of its own colour.
 
-    Its wick went with the gridline, so it left no vertical stroke, only the part of its
-    body wider than the line: the slot is taken when a gridline was erased at its centre
-    (the raw ink there spans much of the panel's height) and rows away from the panel's
-    edges keep ink at least two columns wide, centred on the slot, with blank columns
-    either side of the slot's window (a line crossing the gridline runs on past them),
-    on rows that are not a horizontal line's (``raw`` is blank there: where two
-    gridlines cross, a speck of each is left).
+    A gridline was erased at a slot when the raw ink there spans much of the panel's
+    height. Its remains (JPEG fringes beside a dashed line of the candles' colour) hold
+    no row as wide as the candles' bodies. A candle on it lost its wick with the line and
+    left no vertical stroke, only the part of its body wider than the line: ink at least
+    two columns wide, centred on the slot, with blank columns either side of the slot's
+    window (a line crossing the gridline runs on past them). Rows near the panel's edges
+    and rows of horizontal lines (blank in ``raw``: where two gridlines cross, a speck of
+    each is left) are not looked at.
     """
-    height, width = ink.shape
-    edge = min(6, height // 10)
     near = max(1, int(0.25 * spacing))
     half = max(1, int(0.45 * spacing))
+    edge = min(6, ink.shape[0] // 10)
+    rows = slice(edge, ink.shape[0] - edge)
 
-    def on_line(centre: int) -> bool:  # a gridline was erased there
-        erased = raw_profile[max(0, centre - near) : centre + near + 1] - profile[max(0, centre - near) : centre + near + 1]
-        return erased.size > 0 and erased.max() >= 0.4 * height
+    def at(j: int) -> int:
+        return int(round(x0 + j * spacing))
 
-    def widest(centre: int) -> int:  # the widest inked row of the slot's window off horizontal lines
-        cols = slice(max(0, centre - half), centre + half + 1)
-        window = ink[edge : height - edge, cols] & raw[edge : height - edge, cols].any(axis=1)[:, None]
-        cols = np.arange(window.shape[1])[None, :]
-        spans = np.where(window, cols, -1).max(axis=1) - np.where(window, cols, window.shape[1]).min(axis=1) + 1
-        return int(spans.max()) if spans.size else 0
+    def on_line(centre: int) -> bool:
+        lo = max(0, centre - near)
+        erased = raw_profile[lo : centre + near + 1] - profile[lo : centre + near + 1]
+        return erased.size > 0 and erased.max() >= 0.4 * ink.shape[0]
+
+    def window(centre: int, pad: int) -> np.ndarray:  # the slot's columns (and ``pad`` more each side)
+        cols = slice(max(0, centre - half - pad), centre + half + pad + 1)
+        return ink[rows, cols] & raw[rows, cols].any(axis=1)[:, None]
 
     ends = [first, last]
-    # an end slot that is only what is left of a gridline (JPEG fringes beside a dashed line of the
-    # candles' colour) holds no row as wide as the candles' bodies
     for side, j in ((0, first), (1, last)):
-        centre = int(round(x0 + j * spacing))
-        if last - first >= 6 and on_line(centre) and widest(centre) <= 2:
-            inner = np.linspace(first + 1, last - 1, min(15, last - first - 1)).round().astype(int)
-            if float(np.median([widest(int(round(x0 + k * spacing))) for k in inner])) >= 4:
+        if last - first >= 6 and on_line(at(j)) and _widest_row(window(at(j), 0)) <= 2:
+            sample = np.linspace(first + 1, last - 1, min(15, last - first - 1)).round().astype(int)
+            if float(np.median([_widest_row(window(at(k), 0)) for k in sample])) >= 4:
                 ends[side] = j + 1 if side == 0 else j - 1
     for side, j in ((0, ends[0] - 1), (1, ends[1] + 1)):
-        if ends[side] != (first, last)[side]:
+        centre = at(j)
+        if ends[side] != (first, last)[side] or centre - half - 1 < 0 or centre + half + 1 >= ink.shape[1]:
             continue
-        centre = int(round(x0 + j * spacing))
-        if centre - half - 1 < 0 or centre + half + 1 >= width or not on_line(centre):
-            continue
-        window = ink[edge : height - edge, centre - half - 1 : centre + half + 2]
-        inner = window[:, 1:-1]
-        off_lines = raw[edge : height - edge, centre - half - 1 : centre + half + 2].any(axis=1)
-        body = (inner.sum(axis=1) >= 2) & ~window[:, 0] & ~window[:, -1] & off_lines
-        if not body.any():
-            continue
-        left = inner[body].sum(axis=0).astype(float)
-        centroid = centre + float(left @ np.arange(-half, half + 1)) / float(left.sum())
-        if abs(centroid - (x0 + j * spacing)) <= 0.25 * spacing:
-            ends[side] = j
+        if on_line(centre):
+            offset = _isolated_centroid(window(centre, 1))
+            if offset is not None and abs(centre + offset - (x0 + j * spacing)) <= 0.25 * spacing:
+                ends[side] = j
     return ends[0], ends[1]
+
+
+def _widest_row(window: np.ndarray) -> int:
+    """The widest row of ``window`` (rows x columns), first to last inked column."""
+    cols = np.arange(window.shape[1])[None, :]
+    spans = np.where(window, cols, -1).max(axis=1) - np.where(window, cols, window.shape[1]).min(axis=1) + 1
+    return int(spans.max()) if spans.size else 0
+
+
+def _isolated_centroid(window: np.ndarray) -> Optional[float]:
+    """Centroid column, relative to the middle, of the rows of ``window`` inked on 2 or more of its
+    inner columns and blank on its first and last; None when no row is."""
+    inner = window[:, 1:-1]
+    body = (inner.sum(axis=1) >= 2) & ~window[:, 0] & ~window[:, -1]
+    if not body.any():
+        return None
+    mass = inner[body].sum(axis=0).astype(float)
+    half = (inner.shape[1] - 1) // 2
+    return float(mass @ np.arange(-half, inner.shape[1] - half)) / float(mass.sum())
 
 
 # ---------------------------------------------------------------------- candles
