@@ -293,3 +293,14 @@ def test_the_remains_of_a_dashed_gridline_after_the_last_candle_are_not_a_candle
     d = digitize(synth.jpeg(r.png, 85))
     assert len(d.bars) == 40
     assert abs(d.bars[-1].x - r.xs[-1]) < 1.0
+
+
+def test_a_last_candle_that_gapped_away_alone_joins_the_panel():
+    # resized charles charts lose their faint frame, so the panel comes from bands of ink; the last
+    # candle gapped up clear of the rest and a band of one candle never joined (59 bars read for 60)
+    window = _prices().iloc[39:99]
+    for width, height in ((1000, 700), (640, 480)):
+        r = synth.render(window, "charles", volume=True, width=width, height=height)
+        d = digitize(synth.jpeg(r.png, 85, scale=0.8))
+        assert len(d.bars) == 60, width
+        assert abs(d.bars[-1].x - 0.8 * r.xs[-1]) < 1.0, width

@@ -196,14 +196,23 @@ def _bands(ink: np.ndarray) -> tuple[list[tuple[int, int]], list[bool], int]:
 
 
 def _on_grid(ink: np.ndarray, band: tuple[int, int], grid: Slots) -> bool:
-    """True when the band's ink sits on the candle grid: 80 % of it within 0.3 spacing of a slot."""
-    profile = ink[band[0] : band[1] + 1].sum(axis=0).astype(float)
+    """True when the band's ink sits on the candle grid: 80 % of it within 0.3 spacing of a slot, in
+    two slots or more, or in one slot as one candle (a single bar that gapped away from the rest:
+    taller than wide, at least 5 rows, no wider than the spacing)."""
+    part = ink[band[0] : band[1] + 1]
+    profile = part.sum(axis=0).astype(float)
     if profile.sum() == 0:
         return False
     phase = (np.arange(profile.size) - grid.x0) / grid.spacing
     near = np.abs(phase - np.round(phase)) <= 0.3
     slots = np.unique(np.round(phase[profile > 0]))
-    return slots.size >= 2 and profile[near].sum() >= 0.8 * profile.sum()
+    if profile[near].sum() < 0.8 * profile.sum():
+        return False
+    if slots.size >= 2:
+        return True
+    cols, rows = np.flatnonzero(profile > 0), np.flatnonzero(part.any(axis=1))
+    wide, tall = cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
+    return bool(tall >= 5 and tall >= wide and wide <= grid.spacing)
 
 
 def _above_volume(ink: np.ndarray, top: int, bottom: int) -> int:
