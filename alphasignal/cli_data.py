@@ -52,6 +52,9 @@ def add_parsers(sub: Any, bench_sub: Any, eval_sub: Any) -> None:
     e.add_argument("--split", choices=("tune", "eval"), default="eval",
                    help="eval: the held-out windows the figures come from; tune: the windows the reader was tuned on")
     e.add_argument("--no-ocr", action="store_true", help="skip the price-axis read (faster; no axis figures)")
+    e.add_argument("--sweep", type=int, nargs="+", metavar="SEED",
+                   help="instead: bar-count robustness on the bundled demo prices, random charts of every style per seed")
+    e.add_argument("--per-style", type=int, default=6, help="charts per style and seed with --sweep (default 6)")
     e.add_argument("--json", action="store_true")
 
 
@@ -125,6 +128,15 @@ def cmd_eval_reader(args: argparse.Namespace) -> int:
     from .chart.reader.guard import DEFAULT_THRESHOLD
     from .errors import InputError
 
+    if args.sweep:
+        from .chart.reader.evaluate import sweep_reader
+
+        if args.per_style < 1:
+            raise InputError(f"--per-style must be at least 1, not {args.per_style}")
+        metrics = sweep_reader(args.sweep, args.per_style, progress=_progress)
+        print(json.dumps(metrics, indent=2) if args.json else _flat({k: v for k, v in metrics.items() if k != "failures"})
+              + "".join(f"\nmiscounted: {f['chart']}: read {f['bars_read']} of {f['bars']}" for f in metrics["failures"]))
+        return 0
     if not args.data.is_dir():
         raise InputError(f"OHLCV folder not found: {args.data} (pass --data DIR)")
     threshold = DEFAULT_THRESHOLD if args.guard_threshold is None else args.guard_threshold

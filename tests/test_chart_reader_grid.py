@@ -304,3 +304,14 @@ def test_a_last_candle_that_gapped_away_alone_joins_the_panel():
         d = digitize(synth.jpeg(r.png, 85, scale=0.8))
         assert len(d.bars) == 60, width
         assert abs(d.bars[-1].x - 0.8 * r.xs[-1]) < 1.0, width
+
+
+def test_a_band_of_wide_bodies_joins_the_panel_after_a_gap():
+    # tv-light draws no spines; prices gapped up and never came back, so the bars split into two
+    # bands of ink. A band joined the main one with 80 % of its ink within 0.3 spacing of a slot, which
+    # wide bodies (0.73 spacing) never reach, not even the main band: 24 bars read for 40
+    window = _prices().iloc[16:56]
+    r = synth.render(window, "tv-light", volume=True, width=640, height=480)
+    d = digitize(synth.jpeg(r.png, 85, scale=0.8))
+    assert len(d.bars) == 40
+    assert abs(d.bars[0].x - 0.8 * r.xs[0]) < 1.0

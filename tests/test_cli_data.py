@@ -63,3 +63,19 @@ def test_eval_chart_reader_small(capsys):
     code, stdout, _ = run(capsys, "eval", "chart-reader", "--data", ROOT / "datasets/ohlcv", "--charts", "6", "--json")
     metrics = json.loads(stdout)
     assert code == 0 and metrics
+
+
+def test_eval_chart_reader_sweep(capsys):
+    # one random chart of each of the 18 styles on the bundled demo prices, read without OCR
+    code, stdout, _ = run(capsys, "eval", "chart-reader", "--sweep", "1", "--per-style", "1", "--json")
+    metrics = json.loads(stdout)
+    assert code == 0 and metrics["charts"] == 18 and metrics["seeds"] == [1]
+    assert metrics["bar_count_exact"] == 18 - len(metrics["failures"])
+    assert metrics["bar_count_exact_rate"] >= 0.8  # 15 of 18 when measured: three dense 640x480 JPEG+resized charts
+    for failure in metrics["failures"]:
+        assert failure["bars_read"] != failure["bars"] and "(seed 1)" in failure["chart"]
+
+
+def test_eval_chart_reader_sweep_rejects_no_charts(capsys):
+    code, _, stderr = run(capsys, "eval", "chart-reader", "--sweep", "1", "--per-style", "0")
+    assert code == 1 and "--per-style must be at least 1" in stderr

@@ -29,13 +29,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..ohlc import load_csv
+from ..ohlc import demo_paths, load_csv
 from . import synth
+from .digitize import digitize
 from .guard import DEFAULT_THRESHOLD, guard_score
 from .read import read_chart
 
@@ -288,3 +289,44 @@ def _name(case: Case) -> str:
     extras = [x for x in ("volume" if case.volume else "", case.overlay, case.damage) if x]
     return f"{case.file.split('-')[1] if '-' in case.file else case.file}@{case.start}+{case.bars} " \
            f"{case.style} {case.size[0]}x{case.size[1]}" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def sweep_reader(seeds: Sequence[int] = (1, 2, 3), per_style: int = 6,
+                 progress: Optional[Callable[[int, int], None]] = None) -> dict[str, Any]:
+    """Bar-count robustness on the bundled demo prices (not a tuning or evaluation window).
+
+    For each seed, ``per_style`` charts of every style with a random window (40, 60, 90
+    or 120 bars), size, volume panel, overlay (none, moving averages, Bollinger bands)
+    and damage (PNG, JPEG, JPEG resized to 80 %) are rendered and read without OCR; the
+    figure is the share read with exactly the true number of bars, and ``failures``
+    names the others. The draws depend on the seed only.
+    """
+    prices = load_csv(demo_paths()[0])
+    styles = list(synth.MPF_STYLES) + list(synth.THEMES)
+    total, exact, failures = len(seeds) * len(styles) * per_style, 0, []
+    done = 0
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        for style in styles:
+            for _ in range(per_style):
+                bars = int(rng.choice([40, 60, 90, 120]))
+                start = int(rng.integers(0, len(prices) - bars + 1))
+                width, height = _SIZES[int(rng.integers(len(_SIZES)))]
+                volume = bool(rng.integers(2))
+                overlay = ("none", "mav", "bollinger")[int(rng.integers(3))]
+                damage = ("png", "jpeg", "jpeg+resize")[int(rng.integers(3))]
+                r = synth.render(prices.iloc[start : start + bars], style, volume=volume,
+                                 mav=(10, 20) if overlay == "mav" else (), bollinger=overlay == "bollinger",
+                                 width=width, height=height)
+                image = r.png if damage == "png" else synth.jpeg(r.png, 85, scale=0.8 if damage == "jpeg+resize" else 1.0)
+                read = len(digitize(image).bars)
+                exact += read == bars
+                if read != bars:
+                    failures.append({"chart": f"{style} {width}x{height}, {bars} bars from row {start}, "
+                                              f"volume={volume}, {overlay}, {damage} (seed {seed})",
+                                     "bars_read": read, "bars": bars})
+                done += 1
+                if progress:
+                    progress(done, total)
+    return {"charts": total, "seeds": list(seeds), "per_style": per_style, "styles": len(styles),
+            "bar_count_exact": exact, "bar_count_exact_rate": round(exact / max(total, 1), 4), "failures": failures}

@@ -146,10 +146,13 @@ def _candle_bands(ink: np.ndarray, top: int, bottom: int) -> tuple[int, int]:
     inner = ink[:, a:b]
     bands, volume, main = _bands(inner)
     grid = Slots(grid.x0 - a, grid.spacing, grid.centres - a, grid.residual, grid.block_share)
+    # wide bodies reach past 0.3 spacing: a band needs about as much of its ink near the slots as the
+    # main band has, at most 80 %
+    least = min(0.8, _near_share(inner[bands[main][0] : bands[main][1] + 1], grid) - 0.1)
     first = last = main
-    while first > 0 and not volume[first - 1] and _on_grid(inner, bands[first - 1], grid):
+    while first > 0 and not volume[first - 1] and _on_grid(inner, bands[first - 1], grid, least):
         first -= 1
-    while last < len(bands) - 1 and not volume[last + 1] and _on_grid(inner, bands[last + 1], grid):
+    while last < len(bands) - 1 and not volume[last + 1] and _on_grid(inner, bands[last + 1], grid, least):
         last += 1
     return top + bands[first][0], top + bands[last][1] + 1
 
@@ -195,18 +198,25 @@ def _bands(ink: np.ndarray) -> tuple[list[tuple[int, int]], list[bool], int]:
     return bands, volume, main
 
 
-def _on_grid(ink: np.ndarray, band: tuple[int, int], grid: Slots) -> bool:
-    """True when the band's ink sits on the candle grid: 80 % of it within 0.3 spacing of a slot, in
-    two slots or more, or in one slot as one candle (a single bar that gapped away from the rest:
-    taller than wide, at least 5 rows, no wider than the spacing)."""
+def _near_share(part: np.ndarray, grid: Slots) -> float:
+    """The share of ``part``'s ink within 0.3 spacing of a slot of the grid."""
+    profile = part.sum(axis=0).astype(float)
+    phase = (np.arange(profile.size) - grid.x0) / grid.spacing
+    near = np.abs(phase - np.round(phase)) <= 0.3
+    return float(profile[near].sum() / max(profile.sum(), 1.0))
+
+
+def _on_grid(ink: np.ndarray, band: tuple[int, int], grid: Slots, least: float = 0.8) -> bool:
+    """True when the band's ink sits on the candle grid: a share ``least`` of it within 0.3 spacing of
+    a slot, in two slots or more, or in one slot as one candle (a single bar that gapped away from
+    the rest: taller than wide, at least 5 rows, no wider than the spacing)."""
     part = ink[band[0] : band[1] + 1]
     profile = part.sum(axis=0).astype(float)
     if profile.sum() == 0:
         return False
     phase = (np.arange(profile.size) - grid.x0) / grid.spacing
-    near = np.abs(phase - np.round(phase)) <= 0.3
     slots = np.unique(np.round(phase[profile > 0]))
-    if profile[near].sum() < 0.8 * profile.sum():
+    if _near_share(part, grid) < least:
         return False
     if slots.size >= 2:
         return True
