@@ -311,20 +311,15 @@ def sweep_reader(seeds: Sequence[int] = (1, 2, 3), per_style: int = 6,
             for _ in range(per_style):
                 bars = int(rng.choice([40, 60, 90, 120]))
                 start = int(rng.integers(0, len(prices) - bars + 1))
-                width, height = _SIZES[int(rng.integers(len(_SIZES)))]
+                size = _SIZES[int(rng.integers(len(_SIZES)))]
                 volume = bool(rng.integers(2))
-                overlay = ("none", "mav", "bollinger")[int(rng.integers(3))]
-                damage = ("png", "jpeg", "jpeg+resize")[int(rng.integers(3))]
-                r = synth.render(prices.iloc[start : start + bars], style, volume=volume,
-                                 mav=(10, 20) if overlay == "mav" else (), bollinger=overlay == "bollinger",
-                                 width=width, height=height)
-                image = r.png if damage == "png" else synth.jpeg(r.png, 85, scale=0.8 if damage == "jpeg+resize" else 1.0)
-                read = len(digitize(image).bars)
+                overlay = ("", "mav", "bollinger")[int(rng.integers(3))]
+                damage = ("", "jpeg", "jpeg+resize")[int(rng.integers(3))]
+                case = Case("demo", start, bars, style, volume, overlay, size, damage)
+                read = len(digitize(_render(case, prices)[0]).bars)
                 exact += read == bars
                 if read != bars:
-                    failures.append({"chart": f"{style} {width}x{height}, {bars} bars from row {start}, "
-                                              f"volume={volume}, {overlay}, {damage} (seed {seed})",
-                                     "bars_read": read, "bars": bars})
+                    failures.append({"chart": f"{_name(case)} (seed {seed})", "bars_read": read, "bars": bars})
                 done += 1
                 if progress:
                     progress(done, total)
