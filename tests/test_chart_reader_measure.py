@@ -173,6 +173,42 @@ def test_decoding_drops_the_alpha_channel_and_converts_palettes():
     assert decode_rgb(_png(Image.fromarray(rgba, "RGBA")))[0][0, 0].tolist() == [10, 20, 30]
 
 
+def test_fast_png_decoding_gives_the_pixels_pil_gives(monkeypatch):
+    """8-bit RGB/RGBA PNGs go through libspng: the same pixels as PIL (alpha dropped, tRNS and gamma
+    ignored) with or without pyspng, and a damaged file still fails with PIL's wording."""
+    import sys
+
+    from PIL import Image
+
+    from alphasignal.chart.reader import digitize
+    from alphasignal.errors import ImageError
+
+    rng = np.random.default_rng(5)
+    rgba = rng.integers(0, 256, size=(37, 53, 4), dtype=np.uint8)
+    rgba[::3, :, 3] = 0  # fully transparent pixels keep their colour values
+    plain = Image.fromarray(rgba[..., :3], "RGB")
+    with_gamma = io.BytesIO()
+    plain.save(with_gamma, format="PNG", gamma=0.4)  # a gAMA chunk: not applied, as in PIL
+    images = [_png(Image.fromarray(rgba, "RGBA")), _png(plain), with_gamma.getvalue(),
+              _png(plain.convert("L")), _png(Image.fromarray(rgba[..., 0].astype(np.uint16) * 250))]
+    assert digitize._png_rgb8(images[0], 10**7) is not None  # the fast path is taken (pyspng installed)
+    assert digitize._png_rgb8(images[3], 10**7) is None  # grey PNGs are left to PIL
+    fast = [decode_rgb(b)[0] for b in images]
+    monkeypatch.setitem(sys.modules, "pyspng", None)  # as if it were not installed
+    assert digitize._png_rgb8(images[0], 10**7) is None
+    for b, f in zip(images, fast):
+        slow = decode_rgb(b)[0]
+        with Image.open(io.BytesIO(b)) as back:
+            assert np.array_equal(f, slow) and np.array_equal(slow, np.asarray(back.convert("RGB")))
+    monkeypatch.undo()
+    damaged = bytearray(images[0])
+    damaged[60:80] = bytes(20)  # inside the image data: libspng refuses it, PIL says why
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        decode_rgb(bytes(damaged))
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        decode_rgb(images[0][: len(images[0]) // 2])
+
+
 def _png(img) -> bytes:  # type: ignore[no-untyped-def]
     out = io.BytesIO()
     img.save(out, format="PNG")

@@ -30,8 +30,9 @@ All coordinates are pixel rows (y grows downwards): a bar's ``high`` is its
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -102,6 +103,9 @@ def decode_rgb(image: bytes, max_pixels: int = 40_000_000) -> tuple[np.ndarray, 
 
     if not isinstance(image, (bytes, bytearray)) or not image:
         raise ImageError("chart image is empty: pass the bytes of a PNG or JPEG chart")
+    fast = _png_rgb8(image, max_pixels)
+    if fast is not None:
+        return fast.astype(np.int16), 1.0
     try:
         with Image.open(io.BytesIO(image)) as img:
             if img.width * img.height > max_pixels:
@@ -115,6 +119,34 @@ def decode_rgb(image: bytes, max_pixels: int = 40_000_000) -> tuple[np.ndarray, 
         raise ImageError("image too large: it exceeds the decompression limit") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"image is truncated or corrupt ({exc}): export the chart again") from None
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_rgb8(image: bytes, max_pixels: int) -> Optional[np.ndarray]:
+    """The RGB pixels of an 8-bit RGB or RGBA PNG decoded by libspng (``pyspng``), else None.
+
+    Charts are mostly such PNGs, and libspng decodes them in about two thirds of
+    PIL's time with the same pixels (alpha dropped, as ``convert("RGB")`` does; no
+    gamma applied, as in PIL). Anything else (other PNG types, images that must be
+    downscaled or refused, a file libspng rejects, no ``pyspng``) is left to PIL,
+    which also words the errors.
+    """
+    if len(image) < 33 or image[:8] != _PNG_SIGNATURE or image[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour = struct.unpack(">IIBB", image[16:26])
+    if depth != 8 or colour not in (2, 6) or width * height > max_pixels or max(width, height) > _MAX_SIDE:
+        return None
+    try:
+        import pyspng
+    except ImportError:
+        return None
+    try:
+        rgb = pyspng.load(bytes(image), format="RGB")
+    except Exception:  # noqa: BLE001 - PIL reads it again and says what is wrong
+        return None
+    return rgb if rgb.shape == (height, width, 3) and rgb.dtype == np.uint8 else None
 
 
 def _pixels(img: Any) -> tuple[np.ndarray, float]:
