@@ -120,3 +120,16 @@ def test_candles_measured_for_their_colours_are_reused_unchanged():
 
     assert [fields(r) for r in plain[0]] == [fields(r) for r in reused[0]]
     assert list(plain[1]) == list(reused[1]) and plain[2] == reused[2]
+
+
+def test_row_extents_match_argmax_from_both_ends():
+    from alphasignal.chart.reader.measure import row_extents
+
+    rng = np.random.default_rng(11)
+    for k in (1, 2, 3, 7, 8, 9, 15, 16, 17, 23):
+        for density in (0.02, 0.3, 0.9):
+            win = rng.random((40, 13, k)) < density
+            inked, first, last = row_extents(win)
+            assert np.array_equal(inked, win.any(axis=2))
+            assert np.array_equal(first, np.argmax(win, axis=2))
+            assert np.array_equal(last, k - 1 - np.argmax(win[:, :, ::-1], axis=2))

@@ -22,7 +22,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .lines import channel_max
-from .measure import measure_many, mode_colour
+from .measure import measure_many, mode_colour, row_extents
 
 _MIN_SPACING = 2.5
 _HARMONICS = 16  # multiples of the spacing fitted (more add nothing to its precision)
@@ -447,9 +447,7 @@ def body_threshold(ink: np.ndarray, centres: np.ndarray, spacing: float) -> tupl
     valid = (cols >= 0) & (cols < ink.shape[1])
     windows = ink[:, np.clip(cols, 0, ink.shape[1] - 1)] & valid[None]  # rows x slots x columns
     k = windows.shape[2]
-    any_ink = windows.any(axis=2)
-    first = np.argmax(windows, axis=2)
-    last = k - 1 - np.argmax(windows[:, :, ::-1], axis=2)
+    any_ink, first, last = row_extents(windows)
     spans = np.where(any_ink, last - first + 1, 0)
     spans[_overlay_rows(ink, centres, spacing)] = 0  # bin 0: not counted
     n = spans.shape[1]

@@ -40,6 +40,35 @@ def mode_colour(pixels: np.ndarray, keys: Optional[np.ndarray] = None) -> np.nda
     return pixels[keys == np.bincount(keys).argmax()].mean(axis=0)
 
 
+_BITS = 16  # windows up to this wide are coded as bit masks by ``row_extents``
+_LOWEST_BIT = np.zeros(1 << _BITS, dtype=np.intp)
+_HIGHEST_BIT = np.zeros(1 << _BITS, dtype=np.intp)
+for _bit in range(_BITS):
+    _LOWEST_BIT[(1 << _bit) :: 1 << (_bit + 1)] = _bit  # the codes whose lowest set bit is _bit
+    _HIGHEST_BIT[1 << _bit : 1 << (_bit + 1)] = _bit
+
+
+def row_extents(win: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inked, first, last) of each row of each window (rows x windows x columns booleans): whether it
+    holds ink, and its first and last inked column (0 and the last column when it holds none, as
+    ``argmax`` from either end gives them).
+
+    Windows up to 16 columns wide are coded as bit masks and the columns looked up: three
+    to four times faster than the reductions over a short last axis.
+    """
+    k = win.shape[2]
+    if k > _BITS:
+        return win.any(axis=2), np.argmax(win, axis=2), k - 1 - np.argmax(win[:, :, ::-1], axis=2)
+    code = np.matmul(win.view(np.uint8), (1 << np.arange(k)).astype(np.uint16), dtype=np.uint16)
+    inked = code != 0
+    return inked, _LOWEST_BIT[code], np.where(inked, _HIGHEST_BIT[code], k - 1)
+
+
+def _any_of_three(picked: np.ndarray) -> np.ndarray:
+    """``picked.any(axis=2)`` for a last axis of length 3, as two element-wise ors (several times faster)."""
+    return picked[..., 0] | picked[..., 1] | picked[..., 2]
+
+
 class _Batch:
     """The windows of all candles: ink as rows x candles x columns, and per-row extents."""
 
@@ -51,10 +80,8 @@ class _Batch:
         self.valid = (self.cols >= 0) & (self.cols < ink.shape[1])
         win = ink[:, np.clip(self.cols, 0, ink.shape[1] - 1)] & self.valid[None]  # rows x candles x columns
         self.win = win
-        any_ink = win.any(axis=2)
         k = win.shape[2]
-        first = np.argmax(win, axis=2)
-        last = k - 1 - np.argmax(win[:, :, ::-1], axis=2)
+        any_ink, first, last = row_extents(win)
         self.spans = np.where(any_ink, last - first + 1, 0)
         self.row_ink = any_ink
         offset = self.cols[:, 0][None, :] - centres[None, :]  # column 0 of each window, relative to cx
@@ -68,7 +95,7 @@ class _Batch:
         n = len(centres)
         pick = np.clip(self.wick[:, None] + np.arange(-1, 2)[None, :], 0, k - 1)
         pick_ok = self.valid[np.arange(n)[:, None], pick] & (np.abs(pick - self.wick[:, None]) <= 1)
-        self.column = (win[:, np.arange(n)[:, None], pick] & pick_ok[None]).any(axis=2)  # rows x candles
+        self.column = _any_of_three(win[:, np.arange(n)[:, None], pick] & pick_ok[None])  # rows x candles
         if strength is not None and body_w <= NARROW_BODY:
             wide = self._coverage_rows(strength, first, last)
             if wide is not None:
@@ -77,8 +104,8 @@ class _Batch:
         self.hidden_rows: Optional[np.ndarray] = None  # rows x candles: the window crossed by an overlay
         if occluded is not None:
             occ = occluded[:, np.clip(self.cols, 0, ink.shape[1] - 1)] & self.valid[None]
-            self.hidden = (occ[:, np.arange(n)[:, None], pick] & pick_ok[None]).any(axis=2) & ~self.column
-            self.hidden_rows = occ.any(axis=2) & ~self.body_rows
+            self.hidden = _any_of_three(occ[:, np.arange(n)[:, None], pick] & pick_ok[None]) & ~self.column
+            self.hidden_rows = row_extents(occ)[0] & ~self.body_rows
 
     def _coverage_rows(self, strength: np.ndarray, first: np.ndarray, last: np.ndarray) -> Optional[np.ndarray]:
         """Rows x candles: the inked rows whose coverage span is a body's (see ``coverage_spans``), or
