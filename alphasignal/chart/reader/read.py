@@ -146,14 +146,14 @@ def _analyse(reading: ChartReading, cfg: BuiltinConfig) -> None:
     if len(reading.bars) < 2:
         reading.warnings.append("no candles were read: nothing to analyse")
         return
-        return
     frame = _frame(reading.prices if reading.prices is not None else reading.relative)
-    reading.patterns = [name for name, _ in detect_patterns(frame, cfg.pattern_lookback)]
     try:
         signal = analyze_ohlc(frame, cfg)
-    except PriceDataError as exc:
+    except PriceDataError as exc:  # too few bars for the indicators: the patterns are still read
+        reading.patterns = [name for name, _ in detect_patterns(frame, cfg.pattern_lookback)]
         reading.warnings.append(f"no signal: {exc}")
         return
+    reading.patterns = list(signal.patterns)  # the same scan as ``detect_patterns``, done once
     reading.signal = signal if reading.prices is not None else _without_levels(signal)
 
 
