@@ -57,6 +57,12 @@ def window_codes(win: np.ndarray) -> Optional[np.ndarray]:
     return np.matmul(win.view(np.uint8), (1 << np.arange(k)).astype(np.uint16), dtype=np.uint16)
 
 
+def _inked_rows(win: np.ndarray) -> np.ndarray:
+    """``win.any(axis=2)`` (rows x windows), from the rows' bit masks when the windows are narrow."""
+    code = window_codes(win)
+    return win.any(axis=2) if code is None else code != 0
+
+
 def row_extents(win: np.ndarray, code: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inked, first, last) of each row of each window (rows x windows x columns booleans): whether it
     holds ink, and its first and last inked column (0 and the last column when it holds none, as
@@ -115,7 +121,7 @@ class _Batch:
         if occluded is not None:
             occ = occluded[:, np.clip(self.cols, 0, ink.shape[1] - 1)] & self.valid[None]
             self.hidden = _any_of_three(occ[:, np.arange(n)[:, None], pick] & pick_ok[None]) & ~self.column
-            self.hidden_rows = row_extents(occ)[0] & ~self.body_rows
+            self.hidden_rows = _inked_rows(occ) & ~self.body_rows
 
     def _coverage_rows(self, strength: np.ndarray, first: np.ndarray, last: np.ndarray) -> Optional[np.ndarray]:
         """Rows x candles: the inked rows whose coverage span is a body's (see ``coverage_spans``), or
@@ -222,7 +228,8 @@ def _grouped_mode(candle: np.ndarray, keys: np.ndarray, pixels: np.ndarray, n: i
     out = np.full((n, 3), np.nan)
     if candle.size == 0:
         return out
-    pair = candle.astype(np.int64) * _BINS + keys
+    # (candle, bin) pairs as one integer; 32 bits (sorted twice as fast) while they fit
+    pair = candle.astype(np.int32 if n * _BINS < 2**31 else np.int64) * _BINS + keys
     uniq, counts = np.unique(pair, return_counts=True)
     owner = uniq // _BINS
     order = np.lexsort((uniq, -counts, owner))
