@@ -37,7 +37,8 @@ from typing import Any, Optional
 import numpy as np
 
 from ...errors import ImageError
-from .lines import Blends, Line, clean_ink, colour_distance, erase_cols, erase_rows, groups, hysteresis, plot_mask
+from .lines import (Blends, Line, clean_ink, colour_distance, erase_cols, erase_rows, groups, hysteresis, keep_box,
+                    plot_box)
 from .direction import assign_direction
 from .measure import measure_many
 from .panel import Panel, find_panel
@@ -217,11 +218,12 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
     h, w, _ = rgb.shape
     background = background_colour(rgb)
     distance = colour_distance(rgb, background)
-    sure = distance > INK_DELTA
-    plot = plot_mask(sure)
-    raw_all = sure & plot
+    raw_all = distance > INK_DELTA
+    background_share = float((raw_all.size - np.count_nonzero(raw_all)) / raw_all.size)
+    box = plot_box(raw_all)
+    keep_box(raw_all, box)
     blends: Blends = {}  # each line's colour test, computed once for both masks
-    weak, rows, cols = clean_ink(rgb, (distance > WEAK_DELTA) & plot, background, blends)
+    weak, rows, cols = clean_ink(rgb, keep_box(distance > WEAK_DELTA, box), background, blends)
     strong = raw_all.copy()
     erase_cols(rgb, strong, cols, background, blends)
     erase_rows(rgb, strong, rows, background, blends)
@@ -233,7 +235,7 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
     local_bg = background_colour(region)
     strength = distance[inset.top : inset.bottom, inset.left : inset.right]
     result = Digitized([], inset, 0.0, tuple(int(v) for v in local_bg), (w, h), scale,
-                       background_share=float((sure.size - np.count_nonzero(sure)) / sure.size))
+                       background_share=background_share)
     slots = find_slots(ink, raw)
     if slots is None or slots.centres.size < _MIN_BARS:
         result.warnings.append("no evenly spaced candles found: not enough to read a chart")

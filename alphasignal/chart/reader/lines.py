@@ -284,14 +284,23 @@ def hysteresis(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
     return out
 
 
-def plot_mask(ink: np.ndarray) -> np.ndarray:
-    """The plot's background rectangle (a coloured plot on a white figure): outside it is not read."""
-    plain = ~ink
-    cols = np.flatnonzero(plain.mean(axis=0) >= 0.3)
-    rows = np.flatnonzero(plain.mean(axis=1) >= 0.3)
-    mask = np.zeros_like(ink)
+def plot_box(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right), ends exclusive, of the plot's background rectangle (a coloured plot
+    on a white figure): outside it is not read. The whole image when no row or column is plain."""
+    h, w = ink.shape
+    # a share of plain pixels: the integer count over the length, as ``(~ink).mean`` gives it
+    cols = np.flatnonzero((h - np.count_nonzero(ink, axis=0)) / h >= 0.3)
+    rows = np.flatnonzero((w - np.count_nonzero(ink, axis=1)) / w >= 0.3)
     if cols.size == 0 or rows.size == 0:
-        mask[:] = True
-    else:
-        mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = True
+        return 0, h, 0, w
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def keep_box(mask: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """``mask`` cleared, in place, outside ``box`` (see ``plot_box``); returned for chaining."""
+    top, bottom, left, right = box
+    mask[:top] = False
+    mask[bottom:] = False
+    mask[:, :left] = False
+    mask[:, right:] = False
     return mask
