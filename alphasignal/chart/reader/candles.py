@@ -173,19 +173,19 @@ def _comb(profile: np.ndarray, rough: float) -> tuple[float, float]:
     several pixels over a hundred bars; a fine search around it does not.
     """
     capped = np.minimum(profile, np.percentile(profile[profile > 0], 75))
-    best, best_score = (0.0, rough), -np.inf
-    for spacing in rough + np.linspace(-0.06, 0.06, 25) * rough:
-        if spacing < _MIN_SPACING:
-            continue
-        k = np.arange(int(profile.size / spacing) + 1)
-        phases = np.arange(0.0, spacing, 0.25)
-        idx = np.round(phases[:, None] + k[None, :] * spacing).astype(int)
-        valid = idx < profile.size
-        scores = np.where(valid, capped[np.minimum(idx, profile.size - 1)], 0.0).sum(axis=1)
-        i = int(np.argmax(scores))
-        if scores[i] > best_score:
-            best, best_score = (float(phases[i]), float(spacing)), float(scores[i])
-    return best
+    spacings = rough + np.linspace(-0.06, 0.06, 25) * rough
+    spacings = spacings[spacings >= _MIN_SPACING]
+    if spacings.size == 0:
+        return 0.0, rough
+    # every (spacing, phase, tooth) at once; teeth past the profile, and phases past a spacing, add nothing
+    k = np.arange(int(profile.size / spacings.min()) + 1)
+    phases = np.arange(0.0, spacings.max(), 0.25)
+    idx = np.round(phases[None, :, None] + k[None, None, :] * spacings[:, None, None]).astype(int)
+    valid = (idx < profile.size) & (phases[None, :, None] < spacings[:, None, None])
+    scores = np.where(valid, capped[np.minimum(idx, profile.size - 1)], 0.0).sum(axis=2)
+    scores[~(phases[None, :] < spacings[:, None])] = -np.inf
+    s, i = np.unravel_index(int(np.argmax(scores)), scores.shape)  # the first best, as a scan in order finds it
+    return float(phases[i]), float(spacings[s])
 
 
 def _longest_run(flags: np.ndarray, bridge: Optional[np.ndarray] = None) -> tuple[int, int]:

@@ -237,11 +237,10 @@ def _above_volume(ink: np.ndarray, top: int, bottom: int) -> int:
     mass = part.sum(axis=0)
     if mass[standing].sum() < 0.6 * mass.sum():  # by ink, as in ``_bottom_aligned``
         return bottom
-    tops = []
-    for c in np.flatnonzero(standing):
-        column = part[: baseline + 1, c]
-        empty = np.flatnonzero(~column)
-        tops.append(int(empty[-1]) + 1 if empty.size else 0)
+    # each standing column's top: the row after its last blank row down to the baseline (0 if none)
+    blank = ~part[: baseline + 1, np.flatnonzero(standing)]
+    last_blank = baseline - np.argmax(blank[::-1], axis=0)
+    tops = np.where(blank.any(axis=0), last_blank + 1, 0).tolist()
     tall = [t for t in tops if t < baseline - 2]
     if not tall or baseline - np.median(tops) < 3:  # a line along the bottom, not bars standing on it
         return bottom
