@@ -133,3 +133,55 @@ def test_row_extents_match_argmax_from_both_ends():
             assert np.array_equal(inked, win.any(axis=2))
             assert np.array_equal(first, np.argmax(win, axis=2))
             assert np.array_equal(last, k - 1 - np.argmax(win[:, :, ::-1], axis=2))
+
+
+def _reference_comb(profile: np.ndarray, rough: float) -> tuple[float, float]:
+    """The comb search as a scan: spacing by spacing, the first strictly better score wins."""
+    capped = np.minimum(profile, np.percentile(profile[profile > 0], 75))
+    best, best_score = (0.0, rough), -np.inf
+    for spacing in rough + np.linspace(-0.06, 0.06, 25) * rough:
+        if spacing < 2.5:
+            continue
+        k = np.arange(int(profile.size / spacing) + 1)
+        phases = np.arange(0.0, spacing, 0.25)
+        idx = np.round(phases[:, None] + k[None, :] * spacing).astype(int)
+        scores = np.where(idx < profile.size, capped[np.minimum(idx, profile.size - 1)], 0.0).sum(axis=1)
+        i = int(np.argmax(scores))
+        if scores[i] > best_score:
+            best, best_score = (float(phases[i]), float(spacing)), float(scores[i])
+    return best
+
+
+def test_comb_search_matches_the_scan():
+    from alphasignal.chart.reader.candles import _comb
+
+    rng = np.random.default_rng(12)
+    for _ in range(60):
+        size, spacing = int(rng.integers(80, 900)), float(rng.uniform(2.4, 30))
+        x = np.arange(size)
+        phase = rng.uniform(0, spacing)
+        profile = np.where(np.abs((x - phase) % spacing - spacing / 2) > spacing / 2 - 1.5,
+                           rng.integers(5, 60, size), 0).astype(float)
+        profile += (rng.random(size) < 0.05) * rng.integers(1, 30, size)  # overlays and noise
+        rough = spacing * float(rng.uniform(0.97, 1.03))
+        assert _comb(profile, rough) == _reference_comb(profile, rough)
+    flat = np.ones(50)
+    assert _comb(flat, 2.0) == _reference_comb(flat, 2.0) == (0.0, 2.0)  # no spacing to try
+
+
+def test_plot_box_is_the_plain_rectangle():
+    from alphasignal.chart.reader.lines import keep_box, plot_box
+
+    rng = np.random.default_rng(13)
+    for _ in range(30):
+        ink = rng.random((60, 80)) < rng.uniform(0.05, 0.9)
+        ink[: int(rng.integers(0, 10))] = True  # a coloured margin around the plot
+        ink[:, : int(rng.integers(0, 10))] = True
+        plain = ~ink
+        cols, rows = np.flatnonzero(plain.mean(axis=0) >= 0.3), np.flatnonzero(plain.mean(axis=1) >= 0.3)
+        expected = np.zeros_like(ink)
+        if cols.size and rows.size:
+            expected[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = True
+        else:
+            expected[:] = True
+        assert np.array_equal(keep_box(ink.copy(), plot_box(ink)), ink & expected)
