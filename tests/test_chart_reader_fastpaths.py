@@ -70,7 +70,7 @@ def _reference_colours(batch: _Batch, rgb: np.ndarray, top: np.ndarray, bottom: 
     out = []
     for mask in (edge, fill_rows[:, :, None] & inner[None]):
         y, c, jj = np.nonzero(mask)
-        pixels = rgb[y, batch.cols[c, jj]]
+        pixels = rgb[y + batch.top[c], batch.cols[c, jj]]  # window rows -> image rows
         out.append(_grouped_mode(c, colour_keys(pixels), pixels, n))
     return out
 
@@ -185,3 +185,32 @@ def test_plot_box_is_the_plain_rectangle():
         else:
             expected[:] = True
         assert np.array_equal(keep_box(ink.copy(), plot_box(ink)), ink & expected)
+
+
+def test_windows_read_in_a_band_of_rows_measure_the_same(monkeypatch):
+    """Candles measured in a band of rows from each window's first inked row (the default) and over
+    the panel's full height (``BAND_SHARE`` below 0) give the same candles, overlay or not."""
+    from alphasignal.chart.reader import measure
+
+    rgb, ink = _chart()
+    blue = colour_distance(rgb, np.array([40, 40, 220])) < 30
+    centres = np.arange(10, 190, 12, dtype=float) + 0.3
+    strength = colour_distance(rgb, np.array([255, 255, 255]))
+
+    def fields(r):  # type: ignore[no-untyped-def]
+        return None if r is None else (r.x, r.body_top, r.body_bottom, r.high, r.low, r.width,
+                                       r.edge.tolist(), r.fill.tolist())
+
+    cases = [dict(), dict(occluded=ink & blue), dict(strength=strength)]
+    banded = [[fields(r) for r in measure_many(ink & ~blue if c.get("occluded") is not None else ink, rgb,
+                                               centres, 12.0, 4.0, 3.0 if "strength" in c else 7.0, **c)]
+              for c in cases]
+    top, rows = measure._row_band(ink, None, measure._Batch(ink, centres, 12.0, 4.0, 7.0).cols,
+                                  np.ones((centres.size, 11), dtype=bool))
+    assert rows < ink.shape[0] and top.any()  # the band is narrower than the panel: it is used
+    monkeypatch.setattr(measure, "BAND_SHARE", -1.0)
+    full = [[fields(r) for r in measure_many(ink & ~blue if c.get("occluded") is not None else ink, rgb,
+                                             centres, 12.0, 4.0, 3.0 if "strength" in c else 7.0, **c)]
+            for c in cases]
+    assert banded == full
+    assert all(f is not None for f in full[0])

@@ -85,7 +85,11 @@ def _any_of_three(picked: np.ndarray) -> np.ndarray:
 
 
 class _Batch:
-    """The windows of all candles: ink as rows x candles x columns, and per-row extents."""
+    """The windows of all candles: ink as rows x candles x columns, and per-row extents.
+
+    Rows are counted from each window's own first row, ``top[c]`` (see ``_row_band``):
+    add it to get image rows.
+    """
 
     def __init__(self, ink: np.ndarray, centres: np.ndarray, spacing: float, body_thr: float, body_w: float,
                  occluded: Optional[np.ndarray] = None, strength: Optional[np.ndarray] = None):
@@ -93,7 +97,8 @@ class _Batch:
         self.rounded = np.round(centres).astype(int)
         self.cols = self.rounded[:, None] + np.arange(-self.half, self.half + 1)[None, :]
         self.valid = (self.cols >= 0) & (self.cols < ink.shape[1])
-        win = ink[:, np.clip(self.cols, 0, ink.shape[1] - 1)] & self.valid[None]  # rows x candles x columns
+        self.top, rows = _row_band(ink, occluded, self.cols, self.valid)
+        win = _windows(ink, self.cols, self.top, rows) & self.valid[None]  # rows x candles x columns
         self.win = win
         k = win.shape[2]
         self.code = window_codes(win)  # rows x candles bit masks (None for windows over 16 columns)
@@ -119,7 +124,7 @@ class _Batch:
         self.hidden: Optional[np.ndarray] = None  # rows x candles: the wick column under an overlay
         self.hidden_rows: Optional[np.ndarray] = None  # rows x candles: the window crossed by an overlay
         if occluded is not None:
-            occ = occluded[:, np.clip(self.cols, 0, ink.shape[1] - 1)] & self.valid[None]
+            occ = _windows(occluded, self.cols, self.top, rows) & self.valid[None]
             self.hidden = _any_of_three(occ[:, np.arange(n)[:, None], pick] & pick_ok[None]) & ~self.column
             self.hidden_rows = _inked_rows(occ) & ~self.body_rows
 
@@ -130,8 +135,9 @@ class _Batch:
         y, c = np.nonzero(self.row_ink)
         at = np.clip(self.cols, 0, strength.shape[1] - 1)
         f, l = first[y, c], last[y, c]
-        centre = np.where(self.column[y, c], strength[y, at[c, self.wick[c]]], 0)
-        cw = coverage_spans(strength[y, at[c, f]], strength[y, at[c, l]], centre, f, l, c, len(self.rounded))
+        row = y + self.top[c]  # image rows
+        centre = np.where(self.column[y, c], strength[row, at[c, self.wick[c]]], 0)
+        cw = coverage_spans(strength[row, at[c, f]], strength[row, at[c, l]], centre, f, l, c, len(self.rounded))
         thr = coverage_threshold(cw, c, len(self.rounded))
         if thr is None:
             return None
@@ -148,6 +154,47 @@ class _Batch:
         scored = np.where(near, self.counts, -1)
         fallback = np.where(self.valid, self.counts, -1)
         return np.where(near.any(axis=1), np.argmax(scored, axis=1), np.argmax(fallback, axis=1))
+
+
+BAND_SHARE = 0.8  # windows read in a band of rows (see ``_row_band``) when it is at most this share of the panel
+
+
+def _row_band(ink: np.ndarray, occluded: Optional[np.ndarray], cols: np.ndarray,
+              valid: np.ndarray) -> tuple[np.ndarray, int]:
+    """(first row of each window, rows read per window): each window (``cols``, n x k) is read from
+    the first row holding its ink (or occluded ink) for as many rows as the tallest window spans.
+
+    A candle's window holds ink over its own range only, a fraction of the panel's
+    height: the rows x candles x columns arrays shrink with it, and no row holding
+    ink in a window is left out. When that band is over ``BAND_SHARE`` of the panel
+    every window is read over all its rows.
+    """
+    h, w = ink.shape
+    n = cols.shape[0]
+    seen = ink if occluded is None else ink | occluded
+    at = np.clip(cols, 0, w - 1)
+    has = seen.any(axis=0)[at] & valid
+    first = np.where(has, seen.argmax(axis=0)[at], h).min(axis=1)
+    last = np.where(has, h - 1 - seen[::-1].argmax(axis=0)[at], -1).max(axis=1)
+    held = last >= first
+    rows = int((last - first + 1)[held].max()) if held.any() else 1
+    if rows > BAND_SHARE * h:
+        return np.zeros(n, dtype=int), h
+    return np.where(held, first, 0), rows
+
+
+def _windows(mask: np.ndarray, cols: np.ndarray, top: np.ndarray, rows: int) -> np.ndarray:
+    """``mask`` in each window: rows x windows x columns, row ``y`` of window ``c`` being image row
+    ``top[c] + y`` (blank past the image's edges)."""
+    h, w = mask.shape
+    if rows == h and not top.any():
+        return mask[:, np.clip(cols, 0, w - 1)]
+    k = cols.shape[1]
+    padded = np.zeros((h + rows, w + 2 * k), dtype=bool)  # blank margins: windows may reach past the edges
+    padded[:h, k : k + w] = mask
+    blocks = np.lib.stride_tricks.sliding_window_view(padded, (rows, k))
+    picked = blocks[top, np.clip(cols[:, 0], -k, w) + k]  # windows x rows x columns
+    return np.ascontiguousarray(picked.transpose(1, 0, 2))
 
 
 _BINS = 1 << 15  # 5-bit colour bins
@@ -336,7 +383,7 @@ def _colours(batch: _Batch, rgb: np.ndarray, keys: Optional[np.ndarray], top: np
     right = (k - 1 - np.argmax(inked[:, ::-1], axis=1))[:, None]
     edge_c, edge_j = np.nonzero(inked & ((j == left) | (j == right)))
     y, e = np.nonzero(batch.win[:, edge_c, edge_j] & in_body[:, edge_c])
-    edge = _grouped(rgb, keys, y, edge_c[e], batch.cols[edge_c[e], edge_j[e]], n)
+    edge = _grouped(rgb, keys, y + batch.top[edge_c[e]], edge_c[e], batch.cols[edge_c[e], edge_j[e]], n)
     tall = (bottom - top + 1) > 2
     wick = batch.wick[:, None]
     between = batch.valid & (j > left) & (j < right)
@@ -346,7 +393,7 @@ def _colours(batch: _Batch, rgb: np.ndarray, keys: Optional[np.ndarray], top: np
     inner = between & ((j != wick) | narrow)
     inner = np.where(inner.any(axis=1)[:, None], inner, j == wick)
     y, c, jj = _rectangles(np.where(tall, top + 1, top), np.where(tall, bottom - 1, bottom), inner)
-    fill = _grouped(rgb, keys, y, c, batch.cols[c, jj], n)
+    fill = _grouped(rgb, keys, y + batch.top[c], c, batch.cols[c, jj], n)
     return edge, fill
 
 
@@ -388,6 +435,7 @@ def measure_many(ink: np.ndarray, rgb: np.ndarray, centres: np.ndarray, spacing:
     high, low = _walks(batch.column, top, bottom, batch.hidden)
     widths = _widths(batch.spans, top, bottom)
     edges, fills = _colours(batch, rgb, keys, top, bottom)
+    top, bottom, high, low = (v + batch.top for v in (top, bottom, high, low))  # image rows
     return [
         RawCandle(
             x=float(cx),
