@@ -214,3 +214,13 @@ def test_windows_read_in_a_band_of_rows_measure_the_same(monkeypatch):
             for c in cases]
     assert banded == full
     assert all(f is not None for f in full[0])
+
+
+def test_channel_medians_match_numpy():
+    from alphasignal.chart.reader.lines import channel_medians
+
+    rng = np.random.default_rng(14)
+    for n in (1, 2, 3, 4, 7, 10, 255, 1000):
+        pixels = rng.integers(0, 256, size=(n, 3)).astype(np.int16)
+        assert np.array_equal(channel_medians(pixels), np.median(pixels, axis=0))
+        assert np.array_equal(channel_medians(pixels[::-1][:, ::-1]), np.median(pixels[::-1][:, ::-1], axis=0))
