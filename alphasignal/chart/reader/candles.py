@@ -319,11 +319,11 @@ def find_slots(ink: np.ndarray, raw: Optional[np.ndarray] = None) -> Optional[Sl
     from the panel's top and bottom edges (what is left of a spine, or a tick mark,
     is not a candle).
     """
-    profile = ink.sum(axis=0).astype(float)
+    profile = ink.sum(axis=0, dtype=np.int32).astype(float)
     # tick marks at the panel's edges are short vertical strokes too
     edge = min(6, ink.shape[0] // 10)
-    strokes = _vertical_strokes(ink)[edge : ink.shape[0] - edge].sum(axis=0).astype(float)
-    raw_profile = raw.sum(axis=0).astype(float) if raw is not None else None
+    strokes = _vertical_strokes(ink)[edge : ink.shape[0] - edge].sum(axis=0, dtype=np.int32).astype(float)
+    raw_profile = raw.sum(axis=0, dtype=np.int32).astype(float) if raw is not None else None
     spacing = _spacing(profile)
     if spacing is None or spacing < _MIN_SPACING:
         return None

@@ -138,7 +138,7 @@ def _find_lines(rgb: np.ndarray, ink: np.ndarray, min_cover: float) -> list[Line
     A row covered half as much joins them when it has the colour of a line already
     found and reaches as far (a gridline partly hidden by candles); a long wick does not.
     """
-    counts = ink.sum(axis=1)
+    counts = ink.sum(axis=1, dtype=np.int32)
     strong = _line_candidates(rgb, ink, counts, min_cover)
     if not strong:
         return []
@@ -298,8 +298,8 @@ def plot_box(ink: np.ndarray) -> tuple[int, int, int, int]:
     on a white figure): outside it is not read. The whole image when no row or column is plain."""
     h, w = ink.shape
     # a share of plain pixels: the integer count over the length, as ``(~ink).mean`` gives it
-    cols = np.flatnonzero((h - np.count_nonzero(ink, axis=0)) / h >= 0.3)
-    rows = np.flatnonzero((w - np.count_nonzero(ink, axis=1)) / w >= 0.3)
+    cols = np.flatnonzero((h - ink.sum(axis=0, dtype=np.int32)) / h >= 0.3)
+    rows = np.flatnonzero((w - ink.sum(axis=1, dtype=np.int32)) / w >= 0.3)
     if cols.size == 0 or rows.size == 0:
         return 0, h, 0, w
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1

@@ -111,7 +111,7 @@ class _Batch:
         centred = np.abs(mid) <= max(1.5, 0.2 * body_w)
         inside = (first + offset >= -reach) & (last + offset <= reach) & centred
         self.body_rows = (self.spans >= body_thr) & inside & any_ink
-        self.counts = win.sum(axis=0)  # candles x columns
+        self.counts = win.sum(axis=0, dtype=np.int32)  # candles x columns
         self.wick = self._wick_columns()
         n = len(centres)
         pick = np.clip(self.wick[:, None] + np.arange(-1, 2)[None, :], 0, k - 1)

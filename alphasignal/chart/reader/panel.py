@@ -142,7 +142,7 @@ def _candle_bands(ink: np.ndarray, top: int, bottom: int) -> tuple[int, int]:
     grid = find_slots(ink[bands[main][0] : bands[main][1] + 1])
     if grid is None:
         return top + bands[main][0], top + bands[main][1] + 1
-    a, b = _grid_columns(ink.sum(axis=0).astype(float), grid)
+    a, b = _grid_columns(ink.sum(axis=0, dtype=np.int32).astype(float), grid)
     inner = ink[:, a:b]
     bands, volume, main = _bands(inner)
     grid = Slots(grid.x0 - a, grid.spacing, grid.centres - a, grid.residual, grid.block_share)
@@ -192,7 +192,7 @@ def _bands(ink: np.ndarray) -> tuple[list[tuple[int, int]], list[bool], int]:
         volume.append(True)
     if not bands:
         return [], [], 0
-    mass = ink.sum(axis=1)
+    mass = ink.sum(axis=1, dtype=np.int32)
     candidates = [i for i in range(len(bands)) if not volume[i]] or list(range(len(bands)))
     main = max(candidates, key=lambda i: mass[bands[i][0] : bands[i][1] + 1].sum())
     return bands, volume, main
@@ -200,7 +200,7 @@ def _bands(ink: np.ndarray) -> tuple[list[tuple[int, int]], list[bool], int]:
 
 def _near_share(part: np.ndarray, grid: Slots) -> float:
     """The share of ``part``'s ink within 0.3 spacing of a slot of the grid."""
-    profile = part.sum(axis=0).astype(float)
+    profile = part.sum(axis=0, dtype=np.int32).astype(float)
     phase = (np.arange(profile.size) - grid.x0) / grid.spacing
     near = np.abs(phase - np.round(phase)) <= 0.3
     return float(profile[near].sum() / max(profile.sum(), 1.0))
@@ -211,7 +211,7 @@ def _on_grid(ink: np.ndarray, band: tuple[int, int], grid: Slots, least: float =
     a slot, in two slots or more, or in one slot as one candle (a single bar that gapped away from
     the rest: taller than wide, at least 5 rows, no wider than the spacing)."""
     part = ink[band[0] : band[1] + 1]
-    profile = part.sum(axis=0).astype(float)
+    profile = part.sum(axis=0, dtype=np.int32).astype(float)
     if profile.sum() == 0:
         return False
     phase = (np.arange(profile.size) - grid.x0) / grid.spacing
@@ -232,9 +232,9 @@ def _above_volume(ink: np.ndarray, top: int, bottom: int) -> int:
     if inked.sum() < 10:
         return bottom
     ends = part & ~np.vstack([part[1:], np.zeros((1, part.shape[1]), dtype=bool)])
-    baseline = int(np.argmax(ends.sum(axis=1)))
+    baseline = int(np.argmax(ends.sum(axis=1, dtype=np.int32)))
     standing = inked & ends[max(0, baseline - 1) : baseline + 2].any(axis=0)
-    mass = part.sum(axis=0)
+    mass = part.sum(axis=0, dtype=np.int32)
     if mass[standing].sum() < 0.6 * mass.sum():  # by ink, as in ``_bottom_aligned``
         return bottom
     # each standing column's top: the row after its last blank row down to the baseline (0 if none)
@@ -254,7 +254,7 @@ def _above_volume(ink: np.ndarray, top: int, bottom: int) -> int:
 def _bars_only(region: np.ndarray) -> bool:
     """True when all the ink (bar a speck) is in runs standing on one baseline row: volume bars only."""
     ends = region & ~np.vstack([region[1:], np.zeros((1, region.shape[1]), dtype=bool)])
-    base = int(np.argmax(ends.sum(axis=1)))
+    base = int(np.argmax(ends.sum(axis=1, dtype=np.int32)))
     standing = np.zeros(region.shape[1])
     for row in range(max(0, base - 1), min(region.shape[0], base + 2)):
         run = np.cumprod(region[: row + 1][::-1], axis=0).sum(axis=0)
@@ -272,8 +272,8 @@ def _bottom_aligned(band: np.ndarray) -> bool:
     if cols.size < 10 or cols[-1] - cols[0] < 0.5 * band.shape[1]:
         return False
     ends = band & ~np.vstack([band[1:], np.zeros((1, band.shape[1]), dtype=bool)])
-    row = int(np.argmax(ends.sum(axis=1)))
+    row = int(np.argmax(ends.sum(axis=1, dtype=np.int32)))
     # weighted by ink: axis labels and a title beside the bars are small, the bars are not
-    mass = band.sum(axis=0)
+    mass = band.sum(axis=0, dtype=np.int32)
     standing = ends[max(0, row - 1) : row + 2].any(axis=0)
     return bool(mass[standing & inked].sum() > 0.6 * mass[inked].sum())
