@@ -323,7 +323,7 @@ def _body_groups(batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
     n = closed.shape[1]
     top, bottom = first[y, np.arange(n)], last[y, np.arange(n)]
     src = np.where(batch.column.any(axis=0)[None, :], batch.column, batch.row_ink)
-    cum = np.cumsum(src, axis=0)
+    cum = np.cumsum(src, axis=0, dtype=np.int32)
     mid = np.argmax(cum > (cum[-1] // 2)[None, :], axis=0)
     none = ~batch.body_rows.any(axis=0)
     return np.where(none, mid, top), np.where(none, mid, bottom)

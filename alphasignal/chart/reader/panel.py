@@ -257,7 +257,7 @@ def _bars_only(region: np.ndarray) -> bool:
     base = int(np.argmax(ends.sum(axis=1, dtype=np.int32)))
     standing = np.zeros(region.shape[1])
     for row in range(max(0, base - 1), min(region.shape[0], base + 2)):
-        run = np.cumprod(region[: row + 1][::-1], axis=0).sum(axis=0)
+        run = np.cumprod(region[: row + 1][::-1], axis=0, dtype=np.uint8).sum(axis=0, dtype=np.int32)
         standing = np.maximum(standing, run)
     # what else there is, in vertical strokes (a dashed gridline left in the volume panel is not)
     other = float(_vertical_strokes(region).sum()) - float(standing.sum())
