@@ -201,19 +201,23 @@ def test_windows_read_in_a_band_of_rows_measure_the_same(monkeypatch):
         return None if r is None else (r.x, r.body_top, r.body_bottom, r.high, r.low, r.width,
                                        r.edge.tolist(), r.fill.tolist())
 
-    cases = [dict(), dict(occluded=ink & blue), dict(strength=strength)]
-    banded = [[fields(r) for r in measure_many(ink & ~blue if c.get("occluded") is not None else ink, rgb,
-                                               centres, 12.0, 4.0, 3.0 if "strength" in c else 7.0, **c)]
-              for c in cases]
+    def read_all() -> list:
+        out = []
+        for at in (centres, centres[[0, 7, 14]]):  # every window, and a sample (only its columns looked at)
+            for c in (dict(), dict(occluded=ink & blue), dict(strength=strength)):
+                own = ink & ~blue if c.get("occluded") is not None else ink
+                out.append([fields(r) for r in measure_many(own, rgb, at, 12.0, 4.0,
+                                                            3.0 if "strength" in c else 7.0, **c)])
+        return out
+
+    banded = read_all()
     top, rows = measure._row_band(ink, None, measure._Batch(ink, centres, 12.0, 4.0, 7.0).cols,
                                   np.ones((centres.size, 11), dtype=bool))
     assert rows < ink.shape[0] and top.any()  # the band is narrower than the panel: it is used
     monkeypatch.setattr(measure, "BAND_SHARE", -1.0)
-    full = [[fields(r) for r in measure_many(ink & ~blue if c.get("occluded") is not None else ink, rgb,
-                                             centres, 12.0, 4.0, 3.0 if "strength" in c else 7.0, **c)]
-            for c in cases]
+    full = read_all()
     assert banded == full
-    assert all(f is not None for f in full[0])
+    assert all(f is not None for f in full[0]) and len(full[3]) == 3
 
 
 def test_channel_medians_match_numpy():

@@ -171,8 +171,11 @@ def _row_band(ink: np.ndarray, occluded: Optional[np.ndarray], cols: np.ndarray,
     """
     h, w = ink.shape
     n = cols.shape[0]
-    seen = ink if occluded is None else ink | occluded
     at = np.clip(cols, 0, w - 1)
+    used, inverse = np.unique(at, return_inverse=True)
+    if 2 * used.size < w:  # a sample of windows: only their columns are looked at
+        ink, occluded, at = ink[:, used], None if occluded is None else occluded[:, used], inverse.reshape(at.shape)
+    seen = ink if occluded is None else ink | occluded
     has = seen.any(axis=0)[at] & valid
     first = np.where(has, seen.argmax(axis=0)[at], h).min(axis=1)
     last = np.where(has, h - 1 - seen[::-1].argmax(axis=0)[at], -1).max(axis=1)
