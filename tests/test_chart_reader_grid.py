@@ -116,6 +116,23 @@ def test_a_gridline_covered_by_candles_keeps_its_whole_extent():
     assert _extent(np.flatnonzero(same), lambda: same | (np.arange(600) >= 250)) == (100, 419)
 
 
+def test_a_faint_dashed_gridline_keeps_its_whole_extent():
+    # an 800x600 'binance' JPEG: its light grey dashed gridlines lie about 48 levels from the white
+    # background, and JPEG lightens most dashes under the ink threshold near the left spine; the line's
+    # extent, taken from its inked pixels alone, began 60 px inside the plot and cut three candles off
+    rng = np.random.default_rng(3)
+    rgb = np.full((60, 800, 3), 255, dtype=np.int16)
+    x = np.arange(40, 760)
+    dash = x[(x - 40) % 10 < 6]
+    rgb[30, dash] = 204
+    light = dash[((dash < 300) & (rng.random(dash.size) < 0.85)) | (rng.random(dash.size) < 0.1)]
+    rgb[30, light] = rng.integers(215, 231, size=(light.size, 1))  # 25-40 levels from the background
+    ink = np.abs(rgb - 255).max(axis=2) > 48
+    assert not ink[30, 40:300].any() or ink[30, 40:300].mean() < 0.1  # hardly any ink on the left
+    lines = _find_lines(rgb, ink, 0.3)
+    assert [(l.first, l.start, l.end) for l in lines] == [(30, 40, 756)]
+
+
 def test_a_long_wick_alone_is_not_a_vertical_gridline():
     # a dark chart with no visible gridlines: one wick spanning 35 % of the image's height was taken
     # for a spine, and the panel was cut to its rows (4 bars read for 40)

@@ -186,10 +186,11 @@ def _line_candidates(rgb: np.ndarray, ink: np.ndarray, counts: np.ndarray, cover
         colour = _mode_colour(rgb[row][ink[row]])
         if colour is None:
             continue
-        same = ink[row] & (colour_distance(rgb[row], colour) <= GRID_DELTA)
-        # what is not blank: ink, or near the line's colour (a faint line's JPEG-lightened pixels)
-        start, end = _extent(np.flatnonzero(same),
-                             lambda: ink[row] | (colour_distance(rgb[row], colour) <= GRID_DELTA))
+        near = colour_distance(rgb[row], colour) <= GRID_DELTA
+        same = ink[row] & near
+        # the line's pixels: near its colour, inked or not (a faint dashed line's JPEG-lightened dashes
+        # fall below the ink threshold in places); what is not blank: ink, or near the line's colour
+        start, end = _extent(np.flatnonzero(near), lambda: ink[row] | near)
         if _in_a_wider_shape(rgb, ink, first, last, same, colour, thin):
             continue
         lines.append(Line(first, last, start, end + 1, colour))
