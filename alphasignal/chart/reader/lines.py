@@ -188,9 +188,14 @@ def _line_candidates(rgb: np.ndarray, ink: np.ndarray, counts: np.ndarray, cover
             continue
         near = colour_distance(rgb[row], colour) <= GRID_DELTA
         same = ink[row] & near
-        # the line's pixels: near its colour, inked or not (a faint dashed line's JPEG-lightened dashes
-        # fall below the ink threshold in places); what is not blank: ink, or near the line's colour
-        start, end = _extent(np.flatnonzero(near), lambda: ink[row] | near)
+        # the line's pixels: inked and near its colour, or near it alone where nothing lies two rows away
+        # (JPEG lightens a faint dashed line's dashes under the ink threshold; a label's glyphs on the
+        # line's row are taller); what is not blank: ink, or near the line's colour
+        clear = np.ones_like(near)
+        for r in (first - 2, last + 2):
+            if 0 <= r < ink.shape[0]:
+                clear &= ~ink[r] & (colour_distance(rgb[r], colour) > GRID_DELTA)
+        start, end = _extent(np.flatnonzero(same | (near & clear)), lambda: ink[row] | near)
         if _in_a_wider_shape(rgb, ink, first, last, same, colour, thin):
             continue
         lines.append(Line(first, last, start, end + 1, colour))
