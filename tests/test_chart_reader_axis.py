@@ -78,3 +78,21 @@ def test_reading_is_json_for_the_cli():
     record = json.loads(json.dumps(reading.to_dict()))
     assert record["units"] == "relative" and record["bars"] == 70 and record["axis"] is None
     assert len(record["ohlc"]) == 70 and record["signal"]["action"] == "HOLD"
+
+
+def test_a_leading_one_is_read_with_its_label():
+    # a tuning-split chart (SPY, 2010, prices 117-128): in each label such as "128" the 1's stem stands
+    # 7 px from the next digit, so it was cut off as a band of its own, every label was read as "28"
+    # and the prices came out 100 too low (908 % of the visible range)
+    pytest.importorskip("rapidocr_onnxruntime")
+    from alphasignal.chart.reader import evaluate, synth
+
+    frames = evaluate.load_frames(Path(__file__).resolve().parents[1] / "datasets" / "ohlcv", "tune")
+    window = frames["yahoofinance-SPY-20080101-20180101.csv"].iloc[720:760]
+    r = synth.render(window, "tradingview", volume=False, width=640, height=480)
+    reading = read_chart(r.png)
+    assert reading.axis is not None and reading.axis.source == "ocr" and reading.axis.labels >= 3
+    assert sum(label.text in {"118", "120", "122", "124", "126", "128"} for label in reading.axis_labels) >= 3
+    rows = np.linspace(r.y0 + 118 * r.dy, r.y0 + 127 * r.dy, 5)
+    visible = abs(r.ylim[1] - r.ylim[0])
+    assert np.max(np.abs(reading.axis.price(rows) - (rows - r.y0) / r.dy)) / visible < 0.005

@@ -136,17 +136,38 @@ def _strokes(ink: np.ndarray) -> np.ndarray:
 
 def _label_band(ink: np.ndarray, from_panel: int) -> Optional[tuple[int, int]]:
     """Columns of the first band of text, counted from the panel edge (``from_panel`` = +1 or -1)."""
-    cols = np.flatnonzero(_strokes(ink).any(axis=0))
-    bands = _groups(cols, gap=6)
-    if from_panel < 0:
-        bands = bands[::-1]
-    for a, b in bands:
-        rows = np.flatnonzero(_strokes(ink)[:, a : b + 1].any(axis=1))
+    strokes = _strokes(ink)
+    bands = _groups(np.flatnonzero(strokes.any(axis=0)), gap=6)
+    for i in range(len(bands)) if from_panel > 0 else range(len(bands) - 1, -1, -1):
+        a, b = bands[i]
+        rows = np.flatnonzero(strokes[:, a : b + 1].any(axis=1))
         lines = [g for g in _groups(rows, gap=1) if 5 <= g[1] - g[0] + 1 <= 40]
         # text: several short lines; not a spine (one long run) nor tick marks (thin strokes)
         if b - a + 1 >= 4 and len(lines) >= _MIN_LABELS:
-            return a, b
+            return _with_narrow_neighbours(strokes, bands, i, lines)
     return None
+
+
+def _with_narrow_neighbours(strokes: np.ndarray, bands: list[tuple[int, int]], i: int,
+                            lines: list[tuple[int, int]]) -> tuple[int, int]:
+    """Band ``i`` widened by the bands beside it too narrow to be text alone, whose strokes lie on the
+    rows of its own (give or take a row) within a line's height: a leading '1', whose stem stands
+    apart from the next digit by more than the bands' gap (every label "128" read as "28" otherwise)."""
+    a, b = bands[i]
+    on_lines = strokes[:, a : b + 1].any(axis=1)
+    on_lines[1:] |= on_lines[:-1].copy()
+    on_lines[:-1] |= on_lines[1:].copy()
+    reach = max(6.0, float(np.median([y1 - y0 + 1 for y0, y1 in lines])))
+    for step in (-1, 1):
+        j = i + step
+        while 0 <= j < len(bands):
+            c, d = bands[j]
+            gap = c - b - 1 if step > 0 else a - d - 1
+            if d - c + 1 >= 4 or gap > reach or (strokes[:, c : d + 1].any(axis=1) & ~on_lines).any():
+                break
+            a, b = min(a, c), max(b, d)
+            j += step
+    return a, b
 
 
 def find_labels(rgb: np.ndarray, top: int, bottom: int, left: int, right: int) -> list[tuple[int, int, int, int]]:
