@@ -15,7 +15,7 @@ from alphasignal.chart.ohlc import load_csv
 from alphasignal.chart.reader import synth
 from alphasignal.chart.reader.candles import _divisor_peak, _harmonic_spacing, find_slots
 from alphasignal.chart.reader.digitize import digitize, digitize_rgb
-from alphasignal.chart.reader.lines import _extent, _find_lines
+from alphasignal.chart.reader.lines import Line, _extent, _find_lines, erase_cols
 
 DEMO = Path(__file__).resolve().parents[1] / "alphasignal" / "data" / "demo_ohlcv.csv"
 
@@ -131,6 +131,28 @@ def test_a_faint_dashed_gridline_keeps_its_whole_extent():
     assert not ink[30, 40:300].any() or ink[30, 40:300].mean() < 0.1  # hardly any ink on the left
     lines = _find_lines(rgb, ink, 0.3)
     assert [(l.first, l.start, l.end) for l in lines] == [(30, 40, 756)]
+
+
+def test_a_coloured_body_on_a_grey_vertical_line_is_not_erased_with_it():
+    # 'binancedark': a muted green body, (93, 147, 124), lies within 36 levels of the white-on-black
+    # line's mixes (a grey at 0.59 of the line), so it was erased with the gridline it sits on
+    rgb = np.zeros((60, 30, 3), dtype=np.int16)
+    rgb[:, 10] = 206  # a white gridline on black
+    rgb[20:40, 10:12] = (93, 147, 124)  # a 2-px body drawn over it
+    ink = np.abs(rgb).max(axis=2) > 72
+    background = np.zeros(3, dtype=np.int16)
+    erase_cols(rgb, ink, [Line(10, 10, 0, 60, np.array([206, 206, 206], dtype=np.int16))], background)
+    assert ink[20:40, 10:12].all()  # the body stays
+    assert not ink[:20, 10].any() and not ink[40:, 10].any()  # the line goes
+
+
+def test_a_dense_dark_chart_keeps_its_first_candle_on_a_gridline():
+    from alphasignal.chart.reader import evaluate
+
+    frames = evaluate.load_frames(Path(__file__).resolve().parents[1] / "datasets" / "ohlcv", "tune")
+    window = frames["yahoofinance-GOOG-20040819-20180120.csv"].iloc[909:1029]
+    r = synth.render(window, "binancedark", volume=False, bollinger=True, width=800, height=600)
+    assert len(digitize(synth.jpeg(r.png, 85, scale=0.8)).bars) == 120  # 119 read before
 
 
 def test_a_long_wick_alone_is_not_a_vertical_gridline():

@@ -219,13 +219,26 @@ def _in_a_wider_shape(rgb: np.ndarray, ink: np.ndarray, first: int, last: int, s
     return bool(same.sum()) and (beside & same).sum() > same.sum() / 3
 
 
-def _blend(rgb: np.ndarray, line: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(is the line's colour or an anti-aliased mix of it with the background, share of line colour)."""
+GREY_CHROMA = 16  # a line or background whose channels differ by at most this is grey
+COLOUR_CHROMA = 32  # a pixel whose channels differ by more is no mix of two greys
+
+
+def _blend(rgb: np.ndarray, line: np.ndarray, background: np.ndarray,
+           coloured_kept: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(is the line's colour or an anti-aliased mix of it with the background, share of line colour).
+
+    A grey line on a grey background mixes to greys only: a coloured pixel within
+    ``GRID_DELTA`` of a grey (a muted green body drawn over a white gridline on black)
+    is not the line's.
+    """
     axis = (line - background).astype(float)
     norm = float(axis @ axis) or 1.0
     t = np.clip(((rgb - background).astype(float) @ axis) / norm, 0.0, 1.0)
     mix = background + t[..., None] * axis
-    return channel_max(np.abs(rgb - mix)) <= GRID_DELTA, t
+    same = channel_max(np.abs(rgb - mix)) <= GRID_DELTA
+    if coloured_kept and np.ptp(line) <= GREY_CHROMA and np.ptp(background) <= GREY_CHROMA:
+        same &= np.ptp(rgb, axis=-1) <= COLOUR_CHROMA
+    return same, t
 
 
 Blends = dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]]
@@ -234,10 +247,11 @@ Blends = dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]]
 def _blend_at(rgb: np.ndarray, line: Line, background: np.ndarray, key: tuple[str, int, int],
               blends: Optional[Blends]) -> tuple[np.ndarray, np.ndarray]:
     """``_blend`` of a line's pixels, kept in ``blends`` (when given) for the next mask erased."""
+    coloured_kept = key[0] == "col"  # a body drawn over a vertical line: its colour survives
     if blends is None:
-        return _blend(rgb, line.colour, background)
+        return _blend(rgb, line.colour, background, coloured_kept)
     if key not in blends:
-        blends[key] = _blend(rgb, line.colour, background)
+        blends[key] = _blend(rgb, line.colour, background, coloured_kept)
     return blends[key]
 
 
