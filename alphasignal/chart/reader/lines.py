@@ -245,9 +245,8 @@ Blends = dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]]
 
 
 def _blend_at(rgb: np.ndarray, line: Line, background: np.ndarray, key: tuple[str, int, int],
-              blends: Optional[Blends]) -> tuple[np.ndarray, np.ndarray]:
+              blends: Optional[Blends], coloured_kept: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``_blend`` of a line's pixels, kept in ``blends`` (when given) for the next mask erased."""
-    coloured_kept = key[0] == "col"  # a body drawn over a vertical line: its colour survives
     if blends is None:
         return _blend(rgb, line.colour, background, coloured_kept)
     if key not in blends:
@@ -277,7 +276,8 @@ def erase_cols(rgb: np.ndarray, ink: np.ndarray, lines: list[Line], background: 
     for line in lines:
         a, b = max(0, line.first - 1), min(w, line.last + 2)
         left, right = ink[:, max(0, a - 1)], ink[:, min(w - 1, b)]
-        blend, t = _blend_at(rgb[:, a:b], line, background, ("col", a, b), blends)
+        # a body drawn over a vertical line keeps its colour (only vertical lines: measured on the tune split)
+        blend, t = _blend_at(rgb[:, a:b], line, background, ("col", a, b), blends, coloured_kept=True)
         # a thin line is solid in one column per row; a body of its colour fills several
         body = ((blend & (t >= 0.8)).sum(axis=1) >= line.last - line.first + 2) | left | right
         ink[:, a:b] = (ink[:, a:b] & ~blend) | (ink[:, a:b] & body[:, None])
