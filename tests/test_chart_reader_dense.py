@@ -72,3 +72,82 @@ def test_dense_jpeg_resized_bodies_are_read_to_the_pixel(style, bars, size):
     near = np.abs(got - truth) <= 1.5
     assert near[:, [0, 3]].mean() >= 0.8  # open and close (53-59 % before; 84-97 % now)
     assert near[:, [1, 2]].mean() >= 0.9
+
+
+def _dense(style: str, volume: bool = False, bars: int = 120):  # type: ignore[no-untyped-def]
+    """A 640x480 chart of the last ``bars`` demo bars, JPEG and resized to 80 %: 2.77 px per bar."""
+    window = load_csv(DEMO).iloc[-bars:]
+    r = synth.render(window, style, volume=volume, width=640, height=480)
+    return window, r, digitize(synth.jpeg(r.png, 85, scale=0.8))
+
+
+@pytest.mark.parametrize("style", ["kenan", "classic", "default"])
+def test_a_spine_fringe_is_not_read_as_candles(style):
+    # the panel's top row lay on the top spine; its JPEG fringe was one more wide row in every
+    # candle's window, and 12-24 thin candles were read there, all four prices on the spine
+    # (mean error 10-23 px before, 1-2 px now)
+    window, r, d = _dense(style)
+    assert len(d.bars) == 120
+    got = np.array([[b.open, b.high, b.low, b.close] for b in d.bars])
+    assert not any(b.low - b.high < 2 and b.high <= d.panel.top + 2 for b in d.bars)
+    assert np.abs(got - synth.truth_rows(window, r) * 0.8).mean() < 2.5
+
+
+def test_the_panel_stops_inside_spines_on_its_edges():
+    from alphasignal.chart.reader.lines import Line
+    from alphasignal.chart.reader.panel import _inside_spines
+
+    grey = np.array([0, 0, 0], dtype=np.int16)
+    spines = [Line(45, 47, 94, 460, grey), Line(314, 315, 94, 460, grey)]
+    assert _inside_spines(spines, 44, 316, 94, 460) == (49, 313)
+    # a gridline inside the panel, or a short line at its edge, moves nothing
+    inner = [Line(100, 100, 94, 460, grey), Line(45, 46, 94, 200, grey)]
+    assert _inside_spines(inner, 44, 316, 94, 460) == (44, 316)
+
+
+def test_dense_centroids_are_not_pulled_by_blurred_neighbours():
+    from alphasignal.chart.reader.candles import _centroids
+
+    # 2.77 px per bar, bodies 1.7 px wide, blurred over a pixel either side (a resized JPEG): a
+    # three-column window takes a column of each neighbour's blur, and the centroids were 0.3 px
+    # rms off the true centres (0.07 spacings of scatter with which the guard refused the chart)
+    spacing = 2.77
+    centres = 1.6 + np.arange(12) * spacing
+    cols = np.arange(40)
+    profile = np.zeros(40)
+    for c, height in zip(centres, [10, 30, 5, 20, 8, 25, 12, 30, 6, 18, 22, 9]):
+        cover = np.clip(np.minimum(cols + 0.5, c + 0.85) - np.maximum(cols - 0.5, c - 0.85), 0, 1)
+        profile += height * np.convolve(cover, [0.25, 0.5, 0.25], mode="same")
+    got, _ = _centroids(profile, centres, spacing)
+    assert np.sqrt(np.mean((got - centres) ** 2)) < 0.15  # 0.30 px before
+
+
+def test_a_biased_first_peak_still_divides_a_longer_period():
+    from alphasignal.chart.reader.candles import _divisor_peak
+
+    # 2.77 px per bar: the first peak sits at 2.92 (the candles' shape), its multiples at 5.39 and
+    # 8.14, and a gridline period of 72 px is the strongest; 8.14 was taken for the spacing
+    # (40 bars read for 120)
+    lags = [2.92, 5.39, 8.14, 11.08, 13.86, 36.01, 72.01]
+    heights = [0.271, 0.18, 0.351, 0.302, 0.173, 0.342, 0.468]
+    assert _divisor_peak(lags, heights, 2) == 0
+    # a first peak well off a third of the chosen one is no divisor of it (a 16 px grid)
+    assert _divisor_peak([4.67, 11.17, 16.0], [0.229, 0.035, 0.533], 2) == 2
+
+
+def test_dense_default_chart_keeps_every_bar():
+    window, r, d = _dense("default")
+    assert len(d.bars) == 120  # 40 read when the spacing was taken for three times itself
+
+
+@pytest.mark.parametrize("style", ["charles", "ibd", "checkers", "tradingview"])
+def test_a_dense_chart_passes_the_guard(style):
+    # 2.77 px per bar: whole-pixel centroids alone are 0.07 spacings off an exact grid, and the
+    # guard's regularity refused such charts as "not a candlestick chart" (scores 0.0-0.51)
+    from alphasignal.chart.reader.guard import DEFAULT_THRESHOLD, score_digitized
+
+    _, _, d = _dense(style)
+    assert len(d.bars) == 120
+    score, factors = score_digitized(d)
+    assert factors["regularity"] >= 0.9
+    assert score >= DEFAULT_THRESHOLD

@@ -82,7 +82,12 @@ def _spacing(profile: np.ndarray) -> Optional[float]:
     i = next((j for j, r in zip(peaks, refined) if ac[j] >= 0.6 * best and _periodic(r, peaks, refined, ac,
                                                                                      lags[-1])),
              next(j for j in peaks if ac[j] >= 0.6 * best))
-    i = _divisor_peak(refined, [float(ac[j]) for j in peaks], peaks.index(i))
+    chosen = peaks.index(i)
+    i = _divisor_peak(refined, [float(ac[j]) for j in peaks], chosen)
+    if i == chosen:
+        merged = _missing_fundamental(refined, chosen)
+        if merged is not None:
+            return _harmonic_spacing([lag for lag in refined if lag > 1.5 * merged], merged)
     return _harmonic_spacing(refined[i:], refined[i])
 
 
@@ -99,17 +104,46 @@ def _periodic(lag: float, peaks: list[int], refined: list[float], ac: np.ndarray
 
 def _divisor_peak(lags: list[float], heights: list[float], chosen: int) -> int:
     """An earlier peak of which the chosen one is a multiple (3 or more), with a peak at every
-    multiple in between (within 0.15 spacing): the candle spacing, when something with a longer
-    period (gridlines, a band's waves) correlates more strongly on a dense chart. Else ``chosen``."""
+    multiple in between (within 0.15 spacing, 0.5 px at least: on a grid of under 3 px, the
+    first peak is biased by the candles' shape by a few tenths of a pixel): the candle spacing,
+    when something with a longer period (gridlines, a band's waves) correlates more strongly on
+    a dense chart. Else ``chosen``."""
     target = lags[chosen]
     for j in range(chosen):
-        if heights[j] < 0.15 or target < 3 * lags[j] - 0.5:
-            continue
         upto = int(round(target / lags[j]))
-        _, reached, last = _fit_multiples(lags, lags[j], upto, lambda s: max(0.15 * s, 0.3))
+        if heights[j] < 0.15 or upto < 3:
+            continue
+        _, reached, last = _fit_multiples(lags, lags[j], upto, lambda s: max(0.15 * s, 0.5))
         if reached == upto and abs(last - target) <= 0.5:
             return j
     return chosen
+
+
+_MERGED_BELOW = 3.5  # px: a grid this fine may show no autocorrelation peak at the spacing itself
+
+
+def _missing_fundamental(lags: list[float], chosen: int) -> Optional[float]:
+    """The spacing of which the chosen peak is the 4th to 6th multiple when the spacing itself shows
+    no peak: under ``_MERGED_BELOW`` px, bodies nearly touch and the columns between candles are
+    blurred full, so the profile repeats only over a few spacings (the pixel grid's beat with the
+    candles'). Every multiple in between must show its peak. None when no such spacing."""
+    target = lags[chosen]
+    for upto in (6, 5, 4):
+        spacing = target / upto
+        if not _MIN_SPACING <= spacing < _MERGED_BELOW:
+            continue
+        if any(abs(lag - spacing) <= 0.35 * spacing for lag in lags[:chosen]):
+            continue  # a peak there: ``_divisor_peak`` decided on it
+        if _peaks_at_multiples(lags, spacing, upto):
+            return spacing
+    return None
+
+
+def _peaks_at_multiples(lags: list[float], spacing: float, upto: int) -> bool:
+    """Whether a peak lies within 0.15 ``spacing`` (0.3 px at least) of each multiple 2 .. ``upto`` - 1."""
+    arr = np.asarray(lags, dtype=float)
+    tolerance = max(0.15 * spacing, 0.3)
+    return all(float(np.min(np.abs(arr - k * spacing))) <= tolerance for k in range(2, upto))
 
 
 def _fit_multiples(lags: list[float], first: float, upto: int,
@@ -154,6 +188,8 @@ def _harmonic_spacing(peaks: list[float], first: float) -> float:
 def _centroids(profile: np.ndarray, guesses: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
     """(centroid, ink mass) of the profile around each guessed centre (NaN centroid where no ink)."""
     half = max(1, int(0.45 * spacing))
+    if 2 * half + 1 > spacing:  # three columns would reach into the neighbours' slots
+        return _cell_centroids(profile, guesses, spacing)
     mass_sum = np.r_[0.0, np.cumsum(profile)]
     moment_sum = np.r_[0.0, np.cumsum(profile * np.arange(profile.size))]
     centre = np.round(guesses).astype(int)
@@ -164,6 +200,21 @@ def _centroids(profile: np.ndarray, guesses: np.ndarray, spacing: float) -> tupl
     with np.errstate(invalid="ignore", divide="ignore"):
         cent = np.where(mass > 0, (moment_sum[b] - moment_sum[a]) / np.where(mass > 0, mass, 1.0), np.nan)
     return cent, np.where(mass > 0, mass, 0.0)
+
+
+def _cell_centroids(profile: np.ndarray, guesses: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """``_centroids`` on grids under 3 px: each column weighted by its overlap with the guess's own
+    cell (half a spacing either side), so that a neighbour's ink does not pull a centroid towards it
+    nor fill an empty slot."""
+    cols = np.round(guesses).astype(int)[:, None] + np.arange(-2, 3)[None, :]
+    lo, hi = guesses[:, None] - 0.5 * spacing, guesses[:, None] + 0.5 * spacing
+    weight = np.clip(np.minimum(cols + 0.5, hi) - np.maximum(cols - 0.5, lo), 0.0, 1.0)
+    inside = (cols >= 0) & (cols < profile.size)
+    values = np.where(inside, profile[np.clip(cols, 0, profile.size - 1)], 0.0) * weight
+    mass = values.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cent = np.where(mass > 0, (values * cols).sum(axis=1) / np.where(mass > 0, mass, 1.0), np.nan)
+    return cent, mass
 
 
 def _comb(profile: np.ndarray, rough: float) -> tuple[float, float]:

@@ -4,7 +4,9 @@ The score is built from what the digitizer found, each factor in [0, 1]:
 
 * **count** — a run of evenly spaced candle slots: 0 at 8 bars, 1 from 20;
 * **regularity** — slot centres on the fitted grid (rms residual 1 up to 0.06 of the
-  spacing, 0 from 0.10);
+  spacing, 0 from 0.10), less what whole-pixel centroids add by themselves
+  (``PIXEL_JITTER`` px rms, taken off in quadrature): on a chart of under 3 px per
+  bar that alone is 0.07 spacings, and such charts were refused;
 * **continuity** — each bar opens near where the previous one closed: the median
   gap over the median bar range is 1 up to 0.35, 0 from 0.60. This is what tells
   candles from text, photos and noise, whose "bars" are unrelated blobs;
@@ -25,6 +27,7 @@ from ...errors import NotAChartError
 from .digitize import Digitized, digitize
 
 DEFAULT_THRESHOLD = 0.5
+PIXEL_JITTER = 0.2  # px rms of candle centroids on an exact grid, from whole pixels, blur and JPEG
 
 
 def _clip(value: float) -> float:
@@ -36,9 +39,12 @@ def score_digitized(d: Digitized) -> tuple[float, dict[str, float]]:
     n = len(d.bars)
     if n == 0:
         return 0.0, {"count": 0.0, "regularity": 0.0, "continuity": 0.0, "not_bar_chart": 0.0, "background": 0.0}
+    spacing = d.spacing / d.scale if d.scale > 0 else d.spacing  # in the pixels analysed
+    jitter = PIXEL_JITTER / spacing if spacing > 0 else 0.0
+    residual = max(d.fit_residual**2 - jitter**2, 0.0) ** 0.5
     factors = {
         "count": _clip((n - 8) / 12.0),
-        "regularity": _clip((0.10 - d.fit_residual) / 0.04),
+        "regularity": _clip((0.10 - residual) / 0.04),
         "continuity": _clip((0.60 - d.continuity) / 0.25),
         "not_bar_chart": _clip((0.9 - d.baseline_share) / 0.3),
         "background": _clip((d.background_share - 0.15) / 0.15),

@@ -56,7 +56,26 @@ def find_panel(ink: np.ndarray, rows: list[Line], cols: list[Line], rgb: Optiona
     if below_volume - top >= 0.2 * (bottom - top):  # not a sliver of the panel: then no volume was found
         bottom = below_volume
     inset = 3 if rows else 0  # keep the spines' anti-aliased edges out
-    return Panel(max(0, top - 1), min(h, bottom + 1), left + inset, max(left + inset + 1, right - inset))
+    top, bottom = _inside_spines(rows, max(0, top - 1), min(h, bottom + 1), left, right)
+    return Panel(top, bottom, left + inset, max(left + inset + 1, right - inset))
+
+
+def _inside_spines(rows: list[Line], top: int, bottom: int, left: int, right: int) -> tuple[int, int]:
+    """(top, bottom) moved inside a horizontal spine lying on the panel's top or bottom edge.
+
+    The spine itself was erased as a line, but a JPEG fringe of it is left; inside the
+    panel it is one more wide row in every candle's window, which a thin candle could
+    take for its body.
+    """
+    span = max(right - left, 1)
+    for line in rows:
+        if line.end - line.start < 0.8 * span:
+            continue
+        if top <= line.first <= top + 3 and line.last + 2 < bottom:
+            top = line.last + 2
+        if bottom - 4 <= line.last <= bottom and line.first - 1 > top:
+            bottom = line.first - 1
+    return top, bottom
 
 
 def _horizontal_extent(rows: list[Line], w: int) -> tuple[int, int]:
