@@ -151,3 +151,27 @@ def test_a_dense_chart_passes_the_guard(style):
     score, factors = score_digitized(d)
     assert factors["regularity"] >= 0.9
     assert score >= DEFAULT_THRESHOLD
+
+
+@pytest.mark.parametrize("style", ["nightclouds", "starsandstripes", "mike", "sas"])
+def test_a_neighbours_blur_on_the_last_gridline_is_no_candle(style):
+    # the last candle stands 2.7 px left of a dashed gridline; its JPEG blur across the line is
+    # neither the line's colour nor the background's and stayed as ink on the line's column, in
+    # the candle's rows: a 121st bar was read there
+    window, r, d = _dense(style)
+    assert len(d.bars) == 120
+    xs = np.array([b.x for b in d.bars])
+    assert np.abs(xs - r.xs * 0.8).max() < 0.5
+
+
+def test_a_spacing_without_a_peak_of_its_own_is_found_from_its_multiples():
+    from alphasignal.chart.reader.candles import _missing_fundamental
+
+    # a brasil chart at 2.77 px per bar: blue and yellow candles blur into the green between
+    # them, the profile shows no peak at 2.77 but one at each of 2, 3 and 4 times it; 5.57 px was
+    # taken for the spacing (60 bars read for 120)
+    lags = [5.63, 8.25, 11.07, 13.70, 16.74]
+    assert abs(_missing_fundamental(lags, 2) - 2.77) < 0.02
+    # a coarse grid with a peak of its own, or no peak at the multiples in between, is left alone
+    assert _missing_fundamental([4.67, 11.17, 16.0], 2) is None
+    assert _missing_fundamental([2.8, 5.6, 8.4, 11.2], 3) is None

@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .lines import channel_max
+from .lines import channel_max, groups
 from .measure import measure_many, mode_colour, row_extents
 
 _MIN_SPACING = 2.5
@@ -430,11 +430,32 @@ def _ends_on_lines(ink: np.ndarray, raw: np.ndarray, profile: np.ndarray, raw_pr
         cols = slice(max(0, centre - half - pad), centre + half + pad + 1)
         return ink[rows, cols] & raw[rows, cols].any(axis=1)[:, None]
 
+    def ghost(j: int, inner: int) -> bool:
+        """Whether slot ``j``'s ink lies on one column of the erased line only, within the rows of the
+        candle beside it (``inner``) but for specks of a row or two (where gridlines cross): JPEG's
+        blur of that candle across the line, kept because it is neither the line's colour nor the
+        background's."""
+        centre = at(j)
+        lo = max(0, centre - half)
+        cols = np.arange(lo, min(ink.shape[1], centre + half + 1))
+        erased = raw_profile[cols] - profile[cols] >= 0.4 * ink.shape[0]
+        own = ink[rows, cols]
+        if not own.any() or own[:, ~erased].any() or np.count_nonzero(own.any(axis=0)) > 1:
+            return False  # a candle on a line two pixels wide or more leaves ink on more of it
+        beside = window(at(inner), 0).any(axis=1)
+        near = np.flatnonzero(beside)
+        if near.size == 0:
+            return False
+        inked = own.any(axis=1)
+        inked[max(0, near[0] - 1) : near[-1] + 2] = False
+        return all(b - a < 2 for a, b in groups(np.flatnonzero(inked)))
+
     ends = [first, last]
     for side, j in ((0, first), (1, last)):
         if last - first >= 6 and on_line(at(j)) and _widest_row(window(at(j), 0)) <= 2:
             sample = np.linspace(first + 1, last - 1, min(15, last - first - 1)).round().astype(int)
-            if float(np.median([_widest_row(window(at(k), 0)) for k in sample])) >= 4:
+            if (float(np.median([_widest_row(window(at(k), 0)) for k in sample])) >= 4
+                    or ghost(j, j + 1 if side == 0 else j - 1)):
                 ends[side] = j + 1 if side == 0 else j - 1
     for side, j in ((0, ends[0] - 1), (1, ends[1] + 1)):
         centre = at(j)
