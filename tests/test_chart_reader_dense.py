@@ -170,8 +170,11 @@ def test_a_spacing_without_a_peak_of_its_own_is_found_from_its_multiples():
     # a brasil chart at 2.77 px per bar: blue and yellow candles blur into the green between
     # them, the profile shows no peak at 2.77 but one at each of 2, 3 and 4 times it; 5.57 px was
     # taken for the spacing (60 bars read for 120)
-    lags = [5.63, 8.25, 11.07, 13.70, 16.74]
+    lags = [5.63, 8.25, 11.07, 13.70, 16.74, 19.38, 22.23, 24.83]
     assert abs(_missing_fundamental(lags, 2) - 2.77) < 0.02
+    # a 10.9 px grid with two weak peaks that happen to fall near 2 and 3 times 2.72, but none at
+    # 5 to 8 times it (203 bars were read for 60)
+    assert _missing_fundamental([5.31, 8.57, 10.89, 21.39, 29.62, 32.07], 2) is None
     # a coarse grid with a peak of its own, or no peak at the multiples in between, is left alone
     assert _missing_fundamental([4.67, 11.17, 16.0], 2) is None
     assert _missing_fundamental([2.8, 5.6, 8.4, 11.2], 3) is None

@@ -126,7 +126,8 @@ def _missing_fundamental(lags: list[float], chosen: int) -> Optional[float]:
     """The spacing of which the chosen peak is the 4th to 6th multiple when the spacing itself shows
     no peak: under ``_MERGED_BELOW`` px, bodies nearly touch and the columns between candles are
     blurred full, so the profile repeats only over a few spacings (the pixel grid's beat with the
-    candles'). Every multiple in between must show its peak. None when no such spacing."""
+    candles'). Every other multiple up to twice the chosen peak's must show its peak (a few
+    peaks that happen to fall near some multiples are not enough). None when no such spacing."""
     target = lags[chosen]
     for upto in (6, 5, 4):
         spacing = target / upto
@@ -134,7 +135,7 @@ def _missing_fundamental(lags: list[float], chosen: int) -> Optional[float]:
             continue
         if any(abs(lag - spacing) <= 0.35 * spacing for lag in lags[:chosen]):
             continue  # a peak there: ``_divisor_peak`` decided on it
-        if _peaks_at_multiples(lags, spacing, upto):
+        if _peaks_at_multiples(lags, spacing, 2 * upto + 1):
             return spacing
     return None
 
