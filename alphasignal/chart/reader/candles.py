@@ -126,7 +126,7 @@ def _missing_fundamental(lags: list[float], chosen: int) -> Optional[float]:
     """The spacing of which the chosen peak is the 4th to 6th multiple when the spacing itself shows
     no peak: under ``_MERGED_BELOW`` px, bodies nearly touch and the columns between candles are
     blurred full, so the profile repeats only over a few spacings (the pixel grid's beat with the
-    candles'). Every other multiple up to twice the chosen peak's must show its peak (a few
+    candles'). Each multiple from the 2nd to twice the chosen peak's must show its peak (a few
     peaks that happen to fall near some multiples are not enough). None when no such spacing."""
     target = lags[chosen]
     for upto in (6, 5, 4):
