@@ -178,3 +178,39 @@ def test_a_spacing_without_a_peak_of_its_own_is_found_from_its_multiples():
     # a coarse grid with a peak of its own, or no peak at the multiples in between, is left alone
     assert _missing_fundamental([4.67, 11.17, 16.0], 2) is None
     assert _missing_fundamental([2.8, 5.6, 8.4, 11.2], 3) is None
+
+
+def _brasil(start: int, bars: int, volume: bool):  # type: ignore[no-untyped-def]
+    window = load_csv(DEMO).iloc[start : start + bars]
+    r = synth.render(window, "brasil", volume=volume, width=640, height=480)
+    return window, r, digitize(synth.jpeg(r.png, 85, scale=0.8))
+
+
+@pytest.mark.parametrize("start,volume", [(55, False), (55, True), (20, True)])
+def test_a_candle_blurred_under_the_ink_thresholds_keeps_its_slot(start, volume):
+    # navy dojis on green at 3.7 px per bar: a 1-px wick, resized and JPEG'd, differs from the
+    # background by 40-70 levels, under both ink thresholds; its empty slot split the run of
+    # candles (86-87 of 90 read). It is now read from the faint pixels, with a warning.
+    window, r, d = _brasil(start, 90, volume)
+    assert len(d.bars) == 90
+    assert np.abs(np.array([b.x for b in d.bars]) - r.xs * 0.8).max() < 0.5
+    assert any("faint pixels" in w for w in d.warnings)
+    got = np.array([[b.open, b.high, b.low, b.close] for b in d.bars])
+    assert np.median(np.abs(got - synth.truth_rows(window, r) * 0.8)) < 1.5
+
+
+@pytest.mark.parametrize("start,volume", [(15, False), (15, True), (20, False)])
+def test_the_last_gridline_of_the_candles_colour_adds_no_bar(start, volume):
+    # brasil draws yellow gridlines, and yellow up candles; the last one's blur on the last gridline,
+    # plus specks where horizontal gridlines cross it, made a 121st bar (or worse, 59 read for 120)
+    _, r, d = _brasil(start, 120, volume)
+    assert len(d.bars) == 120
+    assert np.abs(np.array([b.x for b in d.bars]) - r.xs * 0.8).max() < 0.5
+
+
+def test_a_third_of_the_first_strong_peak_can_be_the_spacing():
+    from alphasignal.chart.reader.candles import _missing_fundamental
+
+    # a brasil chart at 2.77 px per bar whose first peak over 0.6 of the strongest is at 3 spacings
+    lags = [5.69, 8.36, 10.96, 13.89, 16.78, 19.31, 22.01]
+    assert abs(_missing_fundamental(lags, 1) - 2.787) < 0.01

@@ -123,13 +123,13 @@ _MERGED_BELOW = 3.5  # px: a grid this fine may show no autocorrelation peak at 
 
 
 def _missing_fundamental(lags: list[float], chosen: int) -> Optional[float]:
-    """The spacing of which the chosen peak is the 4th to 6th multiple when the spacing itself shows
+    """The spacing of which the chosen peak is the 3rd to 6th multiple when the spacing itself shows
     no peak: under ``_MERGED_BELOW`` px, bodies nearly touch and the columns between candles are
     blurred full, so the profile repeats only over a few spacings (the pixel grid's beat with the
     candles'). Each multiple from the 2nd to twice the chosen peak's must show its peak (a few
     peaks that happen to fall near some multiples are not enough). None when no such spacing."""
     target = lags[chosen]
-    for upto in (6, 5, 4):
+    for upto in (6, 5, 4, 3):
         spacing = target / upto
         if not _MIN_SPACING <= spacing < _MERGED_BELOW:
             continue
@@ -266,9 +266,10 @@ def _vertical_strokes(ink: np.ndarray) -> np.ndarray:
     return ink & ((up & down) | (up & up2) | (down & down2))
 
 
-def _fit_grid(profile: np.ndarray, strokes: np.ndarray, raw_profile: Optional[np.ndarray], x0: float,
+def _fit_grid(profile: np.ndarray, strokes: np.ndarray, bridges: Optional[np.ndarray], x0: float,
               spacing: float) -> Optional[tuple[float, float, np.ndarray, np.ndarray, int, int]]:
-    """(x0, spacing, slot indices, centroids, first, last) of the candle block, refined three times."""
+    """(x0, spacing, slot indices, centroids, first, last) of the candle block, refined three times.
+    ``bridges`` is the column profile of what lets an empty slot between two candles count."""
     k = np.arange(0, int((profile.size - x0) / spacing) + 1)
     for _ in range(3):
         cent, _ = _centroids(profile, x0 + k * spacing, spacing)
@@ -278,8 +279,8 @@ def _fit_grid(profile: np.ndarray, strokes: np.ndarray, raw_profile: Optional[np
         if not occupied.any():
             return None
         bridge = None
-        if raw_profile is not None:
-            _, raw_near = _centroids(raw_profile, x0 + k * spacing, 0.6 * spacing)
+        if bridges is not None:
+            _, raw_near = _centroids(bridges, x0 + k * spacing, 0.6 * spacing)
             bridge = raw_near >= 2
         first, last = _longest_run(occupied, bridge)
         good = np.zeros_like(occupied)
@@ -363,30 +364,38 @@ def _candles_between(strokes: np.ndarray, x0: float, spacing: float, first: int,
     return typical > 0 and float(np.mean(between >= 0.3 * typical)) >= 0.6 and float(np.mean(valley)) < 0.6
 
 
-def find_slots(ink: np.ndarray, raw: Optional[np.ndarray] = None) -> Optional[Slots]:
+def find_slots(ink: np.ndarray, raw: Optional[np.ndarray] = None,
+               faint: Optional[np.ndarray] = None) -> Optional[Slots]:
     """The candle grid of the panel's ink mask, or None when there is no regular grid.
 
     ``raw`` is the ink before gridlines were removed: a slot left empty between two
-    candles is kept when it had ink there. A slot is occupied by vertical strokes away
-    from the panel's top and bottom edges (what is left of a spine, or a tick mark,
-    is not a candle).
+    candles is kept when it had ink there, or when ``faint`` (pixels only a little off
+    the background) shows a vertical stroke of 3 rows or more there: a thin candle that
+    JPEG and resizing blurred under the ink thresholds. A slot is occupied by vertical
+    strokes away from the panel's top and bottom edges (what is left of a spine, or a
+    tick mark, is not a candle).
     """
     profile = ink.sum(axis=0, dtype=np.int32).astype(float)
     # tick marks at the panel's edges are short vertical strokes too
     edge = min(6, ink.shape[0] // 10)
     strokes = _vertical_strokes(ink)[edge : ink.shape[0] - edge].sum(axis=0, dtype=np.int32).astype(float)
     raw_profile = raw.sum(axis=0, dtype=np.int32).astype(float) if raw is not None else None
+    bridges = raw_profile
+    if raw_profile is not None and faint is not None:
+        faint_strokes = _vertical_strokes(faint)[edge : ink.shape[0] - edge].sum(axis=0, dtype=np.int32)
+        # two pixels of raw ink bridge a hole: three rows of faint stroke count as much
+        bridges = raw_profile + np.where(faint_strokes >= 3, 2.0, 0.0)
     spacing = _spacing(profile)
     if spacing is None or spacing < _MIN_SPACING:
         return None
     x0, spacing = _comb(profile, spacing)
-    grid = _fit_grid(profile, strokes, raw_profile, x0, spacing)
+    grid = _fit_grid(profile, strokes, bridges, x0, spacing)
     if grid is not None and _candles_between(strokes, grid[0], grid[1], grid[4], grid[5]):
-        grid = _fit_grid(profile, strokes, raw_profile, grid[0], grid[1] / 2)
+        grid = _fit_grid(profile, strokes, bridges, grid[0], grid[1] / 2)
     if grid is not None and grid[1] < _SPLIT_BELOW:
         merged = _hollow_strokes(ink, grid[0], grid[1], grid[4], grid[5])
         if merged is not None:
-            grid = _fit_grid(profile, strokes, raw_profile, *merged) or grid
+            grid = _fit_grid(profile, strokes, bridges, *merged) or grid
     if grid is None:
         return None
     x0, spacing, k, cent, first, last = grid
@@ -432,24 +441,23 @@ def _ends_on_lines(ink: np.ndarray, raw: np.ndarray, profile: np.ndarray, raw_pr
         return ink[rows, cols] & raw[rows, cols].any(axis=1)[:, None]
 
     def ghost(j: int, inner: int) -> bool:
-        """Whether slot ``j``'s ink lies on one column of the erased line only, within the rows of the
-        candle beside it (``inner``) but for specks of a row or two (where gridlines cross): JPEG's
-        blur of that candle across the line, kept because it is neither the line's colour nor the
-        background's."""
+        """Whether slot ``j`` holds no candle, only JPEG's blur of the candle beside it (``inner``)
+        across the erased line: in that candle's rows, ink on one column of the line only (neither
+        the line's colour nor the background's, so not erased with it); elsewhere, specks of a row
+        or two."""
         centre = at(j)
-        lo = max(0, centre - half)
-        cols = np.arange(lo, min(ink.shape[1], centre + half + 1))
+        cols = np.arange(max(0, centre - half), min(ink.shape[1], centre + half + 1))
         erased = raw_profile[cols] - profile[cols] >= 0.4 * ink.shape[0]
-        own = ink[rows, cols]
-        if not own.any() or own[:, ~erased].any() or np.count_nonzero(own.any(axis=0)) > 1:
-            return False  # a candle on a line two pixels wide or more leaves ink on more of it
-        beside = window(at(inner), 0).any(axis=1)
-        near = np.flatnonzero(beside)
+        own = window(centre, 0)  # rows of horizontal lines left out: specks where gridlines cross
+        near = np.flatnonzero(window(at(inner), 0).any(axis=1))
         if near.size == 0:
             return False
-        inked = own.any(axis=1)
-        inked[max(0, near[0] - 1) : near[-1] + 2] = False
-        return all(b - a < 2 for a, b in groups(np.flatnonzero(inked)))
+        band = np.zeros(own.shape[0], dtype=bool)
+        band[max(0, near[0] - 1) : near[-1] + 2] = True
+        blur = own[band]
+        if blur[:, ~erased].any() or np.count_nonzero(blur.any(axis=0)) > 1:
+            return False  # a candle on a line two pixels wide or more leaves ink on more of it
+        return all(b - a < 2 for a, b in groups(np.flatnonzero(own.any(axis=1) & ~band)))
 
     ends = [first, last]
     for side, j in ((0, first), (1, last)):

@@ -48,12 +48,14 @@ from .candles import (
     body_threshold,
     candle_ink,
     find_slots,
+    measure,
     measure_hidden,
     palette,
 )
 
 INK_DELTA = 72  # channel difference from the background that is surely ink
 WEAK_DELTA = 48  # faint ink (anti-aliased wicks), kept only where it continues sure ink vertically
+FAINT_DELTA = 32  # a thin candle blurred under both, read only in an empty slot between two candles
 _MAX_SIDE = 4000  # larger images are downscaled before reading
 _MIN_BARS = 2
 _SAMPLE = 30  # candles measured to learn the candles' own colours
@@ -231,12 +233,14 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
     inset = find_panel(ink_all, rows, cols, rgb)
     region = rgb[inset.top : inset.bottom, inset.left : inset.right]
     ink = ink_all[inset.top : inset.bottom, inset.left : inset.right]
-    raw = raw_all[inset.top : inset.bottom, inset.left : inset.right] & ~_line_rows(rows, inset, h)[:, None]
+    off_lines = ~_line_rows(rows, inset, h)[:, None]
+    raw = raw_all[inset.top : inset.bottom, inset.left : inset.right] & off_lines
     local_bg = background_colour(region)
     strength = distance[inset.top : inset.bottom, inset.left : inset.right]
+    faint = (strength > FAINT_DELTA) & off_lines
     result = Digitized([], inset, 0.0, tuple(int(v) for v in local_bg), (w, h), scale,
                        background_share=background_share)
-    slots = find_slots(ink, raw)
+    slots = find_slots(ink, raw, faint)
     if slots is None or slots.centres.size < _MIN_BARS:
         result.warnings.append("no evenly spaced candles found: not enough to read a chart")
         return result
@@ -249,7 +253,7 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
         sampled = {i - span[0]: r for i, r in sampled.items() if span[0] <= i < span[1]}
     if measured is None:
         measured = _on_all_ink(ink, raw, region, np.asarray(local_bg), slots, body_thr, body_w, result.warnings,
-                               sampled, strength)
+                               sampled, strength, faint)
     if measured is None:
         result.warnings.append("fewer than 2 candles could be measured")
         return result
@@ -360,11 +364,13 @@ def _continuity(bars: list[PixelBar]) -> float:
 
 
 def _on_all_ink(ink, raw, region, background, slots, body_thr, body_w, warnings,  # type: ignore[no-untyped-def]
-                sampled=None, strength=None):
+                sampled=None, strength=None, faint=None):
     """(candles, up flags, colour split) measured on all the panel's ink; None if fewer than 2.
 
     ``sampled`` holds candles already measured the same way, by slot: each candle's
-    measurement depends on its own window only, so they are not measured again.
+    measurement depends on its own window only, so they are not measured again. A slot
+    with no ink is measured on the raw ink (a candle under a gridline of its colour),
+    else on ``faint`` (a thin candle blurred under the ink thresholds).
     """
     sampled = sampled or {}
     rest = [i for i in range(slots.centres.size) if i not in sampled]
@@ -373,10 +379,20 @@ def _on_all_ink(ink, raw, region, background, slots, body_thr, body_w, warnings,
     hidden = [i for i, r in enumerate(raws) if r is None]
     for i in hidden:
         raws[i] = measure_hidden(raw, region, slots.centres[i], slots.spacing, body_thr, body_w)
+    faded = [i for i in hidden if raws[i] is None and faint is not None]
+    for i in faded:
+        raws[i] = measure(faint, region, slots.centres[i], slots.spacing, body_thr, body_w)
+    faded = [i for i in faded if raws[i] is not None]
+    hidden = [i for i in hidden if raws[i] is not None and i not in faded]
     if hidden:
         warnings.append(
             f"{len(hidden)} bar(s) lie under a gridline of their own colour (bar {hidden[0] + 1} first): "
             "their wicks were not read"
+        )
+    if faded:
+        warnings.append(
+            f"{len(faded)} bar(s) are blurred almost to the background's colour (bar {faded[0] + 1} first): "
+            "they were read from faint pixels, their prices are approximate"
         )
     raws = [r for r in raws if r is not None]
     if len(raws) < _MIN_BARS:
