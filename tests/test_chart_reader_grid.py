@@ -354,3 +354,20 @@ def test_a_band_of_wide_bodies_joins_the_panel_after_a_gap():
     d = digitize(synth.jpeg(r.png, 85, scale=0.8))
     assert len(d.bars) == 40
     assert abs(d.bars[0].x - 0.8 * r.xs[0]) < 1.0
+
+
+def test_the_dark_row_of_a_spine_resized_across_two_rows_is_erased():
+    from alphasignal.chart.reader.lines import erase_rows
+
+    # a navy spine resized to 80 % and JPEG'd: a pale row and a dark row; the line took the pale
+    # row's colour, and the dark row, no mix of the pale colour with white, stayed as ink across the
+    # panel, taken for the volume bars' baseline (a volume panel was not split off: 0 bars read)
+    white = np.array([255, 255, 255], dtype=np.int16)
+    rgb = np.zeros((20, 200, 3), dtype=np.int16) + white
+    rgb[10] = (168, 180, 204)
+    rgb[11] = (93, 101, 117)
+    rgb[4:16, 50:53] = (12, 32, 96)  # a volume bar's edge crossing the spine
+    ink = np.abs(rgb - white).max(axis=2) > 72
+    erase_rows(rgb, ink, [Line(10, 11, 0, 199, np.array([168, 180, 204], dtype=np.int16))], white)
+    assert not ink[10:12, :50].any() and not ink[10:12, 53:].any()  # both rows go
+    assert ink[4:16, 50:53].all()  # what crosses them stays

@@ -8,7 +8,7 @@ crosses it vertically. A column of a candle's colour that is part of a wider sha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -265,7 +265,25 @@ def erase_rows(rgb: np.ndarray, ink: np.ndarray, lines: list[Line], background: 
         a, b = max(0, line.first - 1), min(h, line.last + 2)
         above, below = ink[max(0, a - 1)], ink[min(h - 1, b)]
         other = ~_blend_at(rgb[a:b], line, background, ("row", a, b), blends)[0]
+        for r, colour in _darker_rows(rgb, line, background):
+            other[r - a] &= ~_blend_at(rgb[r : r + 1], replace(line, colour=colour), background, ("dark", r, r + 1),
+                                       blends)[0][0]
         ink[a:b] = (ink[a:b] & other) | (above & below)[None, :]
+
+
+def _darker_rows(rgb: np.ndarray, line: Line, background: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(row, its colour) of a line's rows whose own colour lies further from the background than the
+    line's, by more than ``GRID_DELTA``: a spine resized across two rows is a pale row (whose colour
+    the line may take) and a dark one, which is no mix of the pale colour and the background."""
+    if line.last == line.first:
+        return []
+    own = colour_distance(line.colour[None, None, :], background)[0, 0]
+    out = []
+    for r in range(line.first, line.last + 1):
+        colour = np.median(rgb[r, line.start : line.end + 1], axis=0).astype(np.int16)
+        if colour_distance(colour[None, None, :], background)[0, 0] > own + GRID_DELTA:
+            out.append((r, colour))
+    return out
 
 
 def erase_cols(rgb: np.ndarray, ink: np.ndarray, lines: list[Line], background: np.ndarray,
