@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from alphasignal.chart.ohlc import load_csv
 from alphasignal.chart.reader import synth
@@ -371,3 +372,30 @@ def test_the_dark_row_of_a_spine_resized_across_two_rows_is_erased():
     erase_rows(rgb, ink, [Line(10, 11, 0, 199, np.array([168, 180, 204], dtype=np.int16))], white)
     assert not ink[10:12, :50].any() and not ink[10:12, 53:].any()  # both rows go
     assert ink[4:16, 50:53].all()  # what crosses them stays
+
+
+@pytest.mark.parametrize("style,start", [("starsandstripes", 0), ("sas", 75)])
+def test_a_gridlines_remains_do_not_hide_the_volume_panel(style, start):
+    # 640x480, JPEG+resized, a volume panel: the first or last candle hides a vertical gridline from
+    # the line search, and what JPEG keeps of it is one column standing from the volume baseline to
+    # the top of the figure, with ink in every row; it was taken for the tallest volume bar, no
+    # blank row was left above it, the volume panel was not split off (25 or 43 bars read for 60)
+    window = load_csv(DEMO).iloc[start : start + 60]
+    r = synth.render(window, style, volume=True, width=640, height=480)
+    d = digitize(synth.jpeg(r.png, 85, scale=0.8))
+    assert len(d.bars) == 60
+    assert d.panel.bottom * d.scale <= r.bbox[1] * 0.8 + 12  # the price panel stops at the volume panel
+
+
+def test_a_one_column_reaching_the_top_is_a_lines_remains():
+    from alphasignal.chart.reader.panel import _line_remains
+
+    columns = np.arange(10, 40)
+    tops = np.full(30, 80)
+    tops[5] = 2  # one column from the baseline (100) up to row 2
+    assert _line_remains(2, 15, tops, columns, 100)
+    tops[6] = 2  # and the one beside it: a line 2 px wide
+    assert _line_remains(2, 15, tops, columns, 100)
+    tops[12] = 2  # a bar drawn as two edges: not a line
+    assert not _line_remains(2, 15, tops, columns, 100)
+    assert not _line_remains(30, 15, np.where(tops == 2, 30, tops), columns, 100)  # lower down: a bar

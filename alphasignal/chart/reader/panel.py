@@ -259,15 +259,29 @@ def _above_volume(ink: np.ndarray, top: int, bottom: int) -> int:
     # each standing column's top: the row after its last blank row down to the baseline (0 if none)
     blank = ~part[: baseline + 1, np.flatnonzero(standing)]
     last_blank = baseline - np.argmax(blank[::-1], axis=0)
-    tops = np.where(blank.any(axis=0), last_blank + 1, 0).tolist()
-    tall = [t for t in tops if t < baseline - 2]
+    columns = np.flatnonzero(standing)
+    tops_at = np.where(blank.any(axis=0), last_blank + 1, 0)
+    tops = tops_at.tolist()
+    tall = [t for t, x in zip(tops, columns) if t < baseline - 2 and not _line_remains(t, x, tops_at, columns, baseline)]
     if not tall or baseline - np.median(tops) < 3:  # a line along the bottom, not bars standing on it
         return bottom
     vol_top = min(tall)
     if vol_top <= 2 or part[:vol_top].sum() < 0.05 * part.sum():  # a volume panel alone (and a label)
         return top
-    blank = np.flatnonzero(~part[:vol_top].any(axis=1))
+    # the gap between the panels: rows with next to no ink (a vertical line's remains may cross it)
+    blank = np.flatnonzero(part[:vol_top].sum(axis=1, dtype=np.int32) <= max(2, 0.01 * part.shape[1]))
     return top + int(blank[-1]) if blank.size else bottom
+
+
+def _line_remains(top: int, x: int, tops: np.ndarray, columns: np.ndarray, baseline: int) -> bool:
+    """Whether the column at ``x``, standing from the baseline up to ``top`` in the top tenth of the
+    rows, is a vertical line's remains (JPEG keeps some of a gridline that candles hid from the line
+    search) rather than a bar: no column but itself and one beside it reaches that high. A bar that
+    tall is filled, or drawn as two edges a bar's width apart."""
+    if top >= 0.1 * baseline:
+        return False
+    peers = columns[np.abs(tops - top) <= 2]
+    return bool(peers.max() - peers.min() <= 1)
 
 
 def _bars_only(region: np.ndarray) -> bool:
