@@ -393,9 +393,9 @@ def test_a_one_column_reaching_the_top_is_a_lines_remains():
     columns = np.arange(10, 40)
     tops = np.full(30, 80)
     tops[5] = 2  # one column from the baseline (100) up to row 2
-    assert _line_remains(2, 15, tops, columns, 100)
+    assert _line_remains(2, tops, columns, 100)
     tops[6] = 2  # and the one beside it: a line 2 px wide
-    assert _line_remains(2, 15, tops, columns, 100)
+    assert _line_remains(2, tops, columns, 100)
     tops[12] = 2  # a bar drawn as two edges: not a line
-    assert not _line_remains(2, 15, tops, columns, 100)
-    assert not _line_remains(30, 15, np.where(tops == 2, 30, tops), columns, 100)  # lower down: a bar
+    assert not _line_remains(2, tops, columns, 100)
+    assert not _line_remains(30, np.where(tops == 2, 30, tops), columns, 100)  # lower down: a bar

@@ -262,7 +262,7 @@ def _above_volume(ink: np.ndarray, top: int, bottom: int) -> int:
     columns = np.flatnonzero(standing)
     tops_at = np.where(blank.any(axis=0), last_blank + 1, 0)
     tops = tops_at.tolist()
-    tall = [t for t, x in zip(tops, columns) if t < baseline - 2 and not _line_remains(t, x, tops_at, columns, baseline)]
+    tall = [t for t in tops if t < baseline - 2 and not _line_remains(t, tops_at, columns, baseline)]
     if not tall or baseline - np.median(tops) < 3:  # a line along the bottom, not bars standing on it
         return bottom
     vol_top = min(tall)
@@ -273,11 +273,11 @@ def _above_volume(ink: np.ndarray, top: int, bottom: int) -> int:
     return top + int(blank[-1]) if blank.size else bottom
 
 
-def _line_remains(top: int, x: int, tops: np.ndarray, columns: np.ndarray, baseline: int) -> bool:
-    """Whether the column at ``x``, standing from the baseline up to ``top`` in the top tenth of the
-    rows, is a vertical line's remains (JPEG keeps some of a gridline that candles hid from the line
-    search) rather than a bar: no column but itself and one beside it reaches that high. A bar that
-    tall is filled, or drawn as two edges a bar's width apart."""
+def _line_remains(top: int, tops: np.ndarray, columns: np.ndarray, baseline: int) -> bool:
+    """Whether a column standing from the baseline up to ``top``, in the top tenth of the rows, is a
+    vertical line's remains (JPEG keeps some of a gridline that candles hid from the line search)
+    rather than a bar: no column but itself and one beside it reaches that high (``tops`` of the
+    standing ``columns``). A bar that tall is filled, or drawn as two edges a bar's width apart."""
     if top >= 0.1 * baseline:
         return False
     peers = columns[np.abs(tops - top) <= 2]
