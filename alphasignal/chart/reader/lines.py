@@ -277,11 +277,11 @@ def _darker_rows(rgb: np.ndarray, line: Line, background: np.ndarray) -> list[tu
     the line may take) and a dark one, which is no mix of the pale colour and the background."""
     if line.last == line.first:
         return []
-    own = colour_distance(line.colour[None, None, :], background)[0, 0]
+    own = int(np.abs(line.colour - background).max())
     out = []
     for r in range(line.first, line.last + 1):
         colour = np.median(rgb[r, line.start : line.end + 1], axis=0).astype(np.int16)
-        if colour_distance(colour[None, None, :], background)[0, 0] > own + GRID_DELTA:
+        if int(np.abs(colour - background).max()) > own + GRID_DELTA:
             out.append((r, colour))
     return out
 
