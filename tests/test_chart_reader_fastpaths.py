@@ -58,13 +58,15 @@ def _reference_colours(batch: _Batch, rgb: np.ndarray, top: np.ndarray, bottom: 
     h, n, k = batch.win.shape
     rows = np.arange(h)[:, None]
     in_body = (rows >= top[None, :]) & (rows <= bottom[None, :])
-    inked = (batch.win & in_body[:, :, None]).any(axis=0)
+    counts = (batch.win & in_body[:, :, None]).sum(axis=0)
+    inked = (counts > 0) & (counts >= in_body.sum(axis=0)[:, None] / 2)  # columns inked on half the body
     j = np.arange(k)[None, :]
     left = np.argmax(inked, axis=1)[:, None]
     right = (k - 1 - np.argmax(inked[:, ::-1], axis=1))[:, None]
     edge = batch.win & in_body[:, :, None] & (inked & ((j == left) | (j == right)))[None]
     tall = (bottom - top + 1) > 2
-    fill_rows = np.where(tall[None, :], (rows > top[None, :]) & (rows < bottom[None, :]), in_body)
+    trim = np.where(bottom - top + 1 >= 7, 2, 1)  # rows left off a tall body's ends
+    fill_rows = np.where(tall[None, :], (rows >= top[None, :] + trim) & (rows <= bottom[None, :] - trim), in_body)
     inner = batch.valid & (j > left) & (j < right) & (j != batch.wick[:, None])
     inner = np.where(inner.any(axis=1)[:, None], inner, j == batch.wick[:, None])
     out = []

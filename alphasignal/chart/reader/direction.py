@@ -1,12 +1,15 @@
 """Up or down: each candle's direction from its colours, with continuity deciding the unsure ones.
 
-1. **Colour.** The two most frequent clearly different inside colours of bodies tall
-   enough to have an inside seed the two directions (hollow bodies show the
-   background); short bodies join the cluster with the nearer edge colour. When both
+1. **Colour.** Of the most frequent clearly different inside colours of bodies tall
+   enough to have an inside, the two that leave those colours nearest to them seed
+   the two directions (hollow bodies show the background); short bodies join the
+   cluster with the nearer edge colour. When both
    directions are filled, a candle whose inside is background was not seen whole (a
    wick read as a thin body): its edge's hue, the direction away from the background,
    decides. A few 2-means steps on (inside, edge) colour pairs then settle the
-   clusters. Which cluster is "up" is chosen so that closes lie nearest the next
+   clusters; a candle's distance is its inside's plus its edge's (an overlay beside a
+   body can take over its edge), and a body too narrow to have an inside may match a
+   cluster by its edge colour alone (a hollow body two pixels wide is all edge). Which cluster is "up" is chosen so that closes lie nearest the next
    opens (true of any bar series without large gaps).
 2. **Unsure candles.** A candle whose colour is about as far from one cluster as from
    the other (JPEG bleeding on a thin body, a wick read as the body so that its
@@ -28,20 +31,40 @@ UNSURE_MARGIN = 0.1  # colour margin below which continuity decides
 _REFINE_STEPS = 3
 _BLANK = 48  # an inside this close to the background shows the background
 _PASSES = 2
+_DISTINCT = 40  # colours further apart than this (any channel) are different
+_MODES = 8  # candidate colours for the two fills
+_FAR = 60.0  # colours further than this from both seeds count as this far
+_NARROW = 3.0  # a body narrower than this (px) may be all edge
 
 
 def _two_seeds(colours: np.ndarray) -> np.ndarray:
-    """The two most frequent clearly different colours (5-bit bins): the up and down fills."""
+    """The up and down fills: of the most frequent clearly different colours (5-bit bins), the two
+    that leave the colours nearest to them.
+
+    Not simply the two most frequent: JPEG spreads a saturated colour over many bins
+    while a dark one stays in one, so a few bodies misread as background could
+    otherwise outnumber one direction's bins and take its place.
+    """
     c = colours.astype(int)
     keys = (c[:, 0] >> 3) * 1024 + (c[:, 1] >> 3) * 32 + (c[:, 2] >> 3)
     bins, counts = np.unique(keys, return_counts=True)
-    order = bins[np.argsort(-counts)]
-    first = colours[keys == order[0]].mean(axis=0)
+    order = bins[np.argsort(-counts, kind="stable")]
+    modes = [colours[keys == order[0]].mean(axis=0)]
     for key in order[1:]:
         other = colours[keys == key].mean(axis=0)
-        if np.abs(other - first).max() > 40:
-            return np.array([first, other])
-    return np.array([first, first])
+        if all(np.abs(other - m).max() > _DISTINCT for m in modes):
+            modes.append(other)
+            if len(modes) == _MODES:
+                break
+    if len(modes) == 1:
+        return np.array([modes[0], modes[0]])
+    m = np.array(modes)
+    near = np.sqrt(((colours[:, None] - m[None]) ** 2).sum(axis=2))  # colours x modes
+    pairs = [(i, j) for i in range(len(modes)) for j in range(i + 1, len(modes))]
+    near = np.minimum(near, _FAR)  # a stray colour (a misread body) weighs no more than any far one
+    cost = [np.minimum(near[:, i], near[:, j]).sum() for i, j in pairs]
+    i, j = pairs[int(np.argmin(cost))]
+    return np.array([m[i], m[j]])
 
 
 def _colour_labels(raws: list["RawCandle"], background: Optional[np.ndarray] = None
@@ -63,7 +86,8 @@ def _colour_labels(raws: list["RawCandle"], background: Optional[np.ndarray] = N
         labels[short] = dist[short].argmin(axis=1)
     if background is not None:
         _by_edge_hue(labels, dist, fills, edges, seeds, np.asarray(background, dtype=float))
-    labels, dist = _refine(labels, fills, edges, tall, dist)
+    narrow = np.array([r.width < _NARROW for r in raws])
+    labels, dist = _refine(labels, fills, edges, tall, dist, narrow)
     margin = np.abs(dist[:, 0] - dist[:, 1]) / np.maximum(dist.sum(axis=1), 1.0)
     return labels, margin, float(np.abs(seeds[0] - seeds[1]).max())
 
@@ -90,21 +114,35 @@ def _by_edge_hue(labels: np.ndarray, dist: np.ndarray, fills: np.ndarray, edges:
 
 
 def _refine(labels: np.ndarray, fills: np.ndarray, edges: np.ndarray, tall: np.ndarray,
-            dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            dist: np.ndarray, narrow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(labels, distances) after a few 2-means steps on (fill, edge) pairs, means from the tall bodies.
 
     The seeds come from fills alone; when a wick is read as a thin body its inside is
     background and its fill says nothing, but its edge still has the candle's colour.
+    A candle's distance to a cluster is the distance of its fill plus that of its
+    edge (not of the pair as one vector: an overlay beside a body can take over its
+    edge colour, while its fill still says which it is). A ``narrow`` body may have
+    no inside at all (a hollow body two pixels wide is all edge): its fill may then
+    match the cluster's edge colour instead. The means come from the tall bodies
+    that are not narrow, when each cluster has some.
     """
-    feats = np.concatenate([fills, edges], axis=1)
+    solid = tall & ~narrow
     for _ in range(_REFINE_STEPS):
-        means = []
+        fill_means, edge_means = [], []
         for c in (0, 1):
             sel = tall & (labels == c)
             if not sel.any():
                 return labels, dist
-            means.append(feats[sel].mean(axis=0))
-        d = np.sqrt(((feats[:, None] - np.array(means)[None]) ** 2).sum(axis=2))
+            if (sel & solid).any():
+                sel = sel & solid
+            fill_means.append(fills[sel].mean(axis=0))
+            edge_means.append(edges[sel].mean(axis=0))
+        f, e = np.array(fill_means), np.array(edge_means)
+        d_fill = np.sqrt(((fills[:, None] - f[None]) ** 2).sum(axis=2))
+        as_edge = np.sqrt(((fills[:, None] - e[None]) ** 2).sum(axis=2))
+        d_fill = np.where(narrow[:, None], np.minimum(d_fill, as_edge), d_fill)
+        d_e = np.sqrt(((edges[:, None] - e[None]) ** 2).sum(axis=2))
+        d = d_fill + d_e
         new = d.argmin(axis=1)
         dist = d
         if (new == labels).all():

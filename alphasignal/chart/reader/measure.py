@@ -376,11 +376,11 @@ def _colours(batch: _Batch, rgb: np.ndarray, keys: Optional[np.ndarray], top: np
     h, n, k = batch.win.shape
     rows = np.arange(h)[:, None]
     in_body = (rows >= top[None, :]) & (rows <= bottom[None, :])
-    if batch.code is None:
-        inked = (batch.win & in_body[:, :, None]).any(axis=0)  # candles x columns
-    else:  # the same from the rows' bit masks
-        body_code = np.bitwise_or.reduce(np.where(in_body, batch.code, 0), axis=0)
-        inked = ((body_code[:, None] >> np.arange(k, dtype=np.uint16)[None, :]) & 1).astype(bool)
+    # a body's columns are inked on at least half its rows: an overlay line crossing the window
+    # beside a body inks a column on a few rows only
+    counts = (batch.win & in_body[:, :, None]).sum(axis=0)  # candles x columns
+    inked = 2 * counts >= in_body.sum(axis=0)[:, None]
+    inked &= counts > 0
     j = np.arange(k)[None, :]
     left = np.argmax(inked, axis=1)[:, None]
     right = (k - 1 - np.argmax(inked[:, ::-1], axis=1))[:, None]
@@ -395,7 +395,9 @@ def _colours(batch: _Batch, rgb: np.ndarray, keys: Optional[np.ndarray], top: np
     narrow = (right - left - 1) <= 2
     inner = between & ((j != wick) | narrow)
     inner = np.where(inner.any(axis=1)[:, None], inner, j == wick)
-    y, c, jj = _rectangles(np.where(tall, top + 1, top), np.where(tall, bottom - 1, bottom), inner)
+    # JPEG thickens a hollow body's top and bottom edges: two rows are left off a tall body's ends
+    trim = np.where(bottom - top + 1 >= 7, 2, np.where(tall, 1, 0))
+    y, c, jj = _rectangles(top + trim, bottom - trim, inner)
     fill = _grouped(rgb, keys, y + batch.top[c], c, batch.cols[c, jj], n)
     return edge, fill
 
