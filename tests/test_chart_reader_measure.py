@@ -213,3 +213,4 @@ def _png(img) -> bytes:  # type: ignore[no-untyped-def]
     out = io.BytesIO()
     img.save(out, format="PNG")
     return out.getvalue()
+

@@ -2,7 +2,8 @@
 
 Found with ``alphasignal eval chart-reader --split tune``: the pale anti-aliased edge
 of a band passed for a pale mix of a candle colour (so wicks ran on along the band),
-and a band drawn over a wick cut the wick's walk short.
+and a band drawn over a wick cut the wick's walk short; a band lying flat across a
+doji's window was taken for its body.
 """
 
 from __future__ import annotations
@@ -104,3 +105,30 @@ def test_uniform_noise_is_refused_for_having_no_background():
     assert score == 0.0
     assert factors["background"] == 0.0
     assert d.background_share < 0.15
+
+
+def test_a_line_across_the_window_is_not_the_body_of_a_doji() -> None:
+    # a doji (a one-row body on a long wick) under a Bollinger band lying flat across its window:
+    # the band's two rows were the longest group of wide rows, so the doji was read up there
+    rgb = np.full((80, 20, 3), 255, dtype=np.int16)
+    rgb[30:71, 10] = 0  # the wick
+    rgb[42, 8:13] = 0  # the body: one row
+    rgb[10:12, :] = (120, 90, 160)  # the band, across the whole window
+    ink = (rgb < 200).any(axis=2)
+    (candle,) = measure_many(ink, rgb, np.array([10.0]), 9.0, 4.0, 5.0)
+    assert candle is not None
+    assert (candle.body_top, candle.high, candle.low) == (42, 30, 70)
+
+
+def test_kenan_bollinger_doji_read_where_it_is() -> None:
+    # a development window (AAPL, 60 bars, kenan, 800x600, Bollinger bands, JPEG): the 14th bar,
+    # a doji crossing the lower band, was read on the upper band 150 px above it
+    path = next((Path(__file__).resolve().parents[1] / "datasets" / "ohlcv").glob("yahoofinance-AAPL-*.csv"))
+    window = load_csv(path).iloc[740:800]
+    r = synth.render(window, "kenan", volume=False, bollinger=True, width=800, height=600)
+    d = digitize(synth.jpeg(r.png, 85))
+    assert len(d.bars) == 60
+    rows = np.array([[b.open, b.high, b.low, b.close] for b in d.bars])
+    truth = r.y0 + window[["open", "high", "low", "close"]].to_numpy(float) * r.dy
+    assert np.abs(rows[13] - truth[13]).max() <= 2
+    assert np.median(np.abs(rows - truth)) <= 0.6

@@ -310,6 +310,10 @@ def _at_rows(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.take(values, rows * n + np.arange(n)[None, :])
 
 
+_ATTACH = 2  # rows between a body group and its wick's run for them to touch
+_WICK_RUN = 3  # rows: a wick column run this long says where the candle is
+
+
 def _body_groups(batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
     """(top, bottom) rows of each candle's body: the largest group of body rows (gaps of 2 bridged,
     and rows crossed by an overlay), or the middle inked row of the wick column (of the window)
@@ -322,8 +326,17 @@ def _body_groups(batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
         first, last = _own_ends(batch.body_rows, *_runs(closed))
         closed = closed & (first <= last)
     length = np.where(closed, last - first, -1)
-    y = np.argmax(length, axis=0)  # the first of the longest runs
     n = closed.shape[1]
+    # a body is attached to its wick: when the wick column has a run of ink of its own, rows apart
+    # from it (an overlay line lying across the window above or below the candle) are not the body
+    w_first, w_last = _runs(_close(batch.column, 2))
+    w_len = np.where(batch.column, w_last - w_first, -1)
+    w_at = np.argmax(w_len, axis=0)
+    w_top, w_bottom = w_first[w_at, np.arange(n)], w_last[w_at, np.arange(n)]
+    attached = (last >= w_top[None, :] - _ATTACH) & (first <= w_bottom[None, :] + _ATTACH)
+    use = (w_bottom - w_top + 1 >= _WICK_RUN) & (attached & (length >= 0)).any(axis=0)
+    length = np.where(use[None, :] & ~attached, -1, length)
+    y = np.argmax(length, axis=0)  # the first of the longest runs
     top, bottom = first[y, np.arange(n)], last[y, np.arange(n)]
     src = np.where(batch.column.any(axis=0)[None, :], batch.column, batch.row_ink)
     cum = np.cumsum(src, axis=0, dtype=np.int32)
