@@ -129,3 +129,12 @@ def test_the_evaluation_has_a_tuning_split_apart_from_the_eval_split(tmp_path):
     frames["demo"].index = frames["demo"].index - (frames["demo"].index[0] - HELD_OUT_FROM) - np.timedelta64(400, "D")
     for case in plan(frames, 6, held_out=False):
         assert frames["demo"].index[case.start + case.bars - 1] < HELD_OUT_FROM
+
+
+def test_offline_negatives_stay_far_below_the_guard_threshold(prices):
+    # a first version of re-reading bars far from their neighbours took the guard's continuity
+    # from the readings it chose for being continuous: a photograph of a camera scored 1.0
+    from alphasignal.chart.reader.guard import DEFAULT_THRESHOLD, guard_score
+
+    scores = {name: guard_score(image) for name, image in synth.negatives(7, closes=prices.iloc[-120:]).items()}
+    assert max(scores.values()) < DEFAULT_THRESHOLD / 4, max(scores.items(), key=lambda kv: kv[1])

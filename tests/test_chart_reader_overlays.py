@@ -3,7 +3,8 @@
 Found with ``alphasignal eval chart-reader --split tune``: the pale anti-aliased edge
 of a band passed for a pale mix of a candle colour (so wicks ran on along the band),
 and a band drawn over a wick cut the wick's walk short; a band lying flat across a
-doji's window was taken for its body.
+doji's window was taken for its body (the doji was read on the band, far from the bars
+beside it: such bars are read again with their bodies on their wicks).
 """
 
 from __future__ import annotations
@@ -115,9 +116,37 @@ def test_a_line_across_the_window_is_not_the_body_of_a_doji() -> None:
     rgb[42, 8:13] = 0  # the body: one row
     rgb[10:12, :] = (120, 90, 160)  # the band, across the whole window
     ink = (rgb < 200).any(axis=2)
-    (candle,) = measure_many(ink, rgb, np.array([10.0]), 9.0, 4.0, 5.0)
-    assert candle is not None
-    assert (candle.body_top, candle.high, candle.low) == (42, 30, 70)
+    (first,) = measure_many(ink, rgb, np.array([10.0]), 9.0, 4.0, 5.0)
+    (again,) = measure_many(ink, rgb, np.array([10.0]), 9.0, 4.0, 5.0, attach=True)
+    assert first is not None and again is not None
+    assert (first.body_top, first.high, first.low) == (10, 10, 11)  # the first reading: the longest group
+    assert (again.body_top, again.high, again.low) == (42, 30, 70)  # read again: the body on its wick
+
+
+def test_only_bars_far_from_both_neighbours_are_read_again() -> None:
+    from alphasignal.chart.reader.candles import RawCandle
+    from alphasignal.chart.reader.digitize import _reread_strays
+
+    def bar(high: float, low: float) -> RawCandle:
+        return RawCandle(x=0.0, body_top=high + 1, body_bottom=low - 0.5, high=high, low=low,
+                         edge=np.zeros(3), fill=np.zeros(3), width=4.0)
+
+    asked: list = []
+
+    def remeasure(idx: np.ndarray) -> list:
+        asked.extend(idx.tolist())
+        return [bar(52, 62) for _ in idx]
+
+    raws = [bar(40 + 2 * i, 60 + 2 * i) for i in range(10)]
+    raws[4] = bar(150, 151)  # read on a band far below
+    replaced: dict = {}
+    _reread_strays(raws, remeasure, replaced)
+    assert asked == [4] and (raws[4].high, raws[4].low) == (52, 62) and replaced[4].high == 150
+    # a photo's blobs: most bars far from their neighbours, nothing is read again
+    blobs = [bar(40 + 100 * (i % 2), 50 + 100 * (i % 2)) for i in range(10)]
+    asked.clear()
+    _reread_strays(blobs, remeasure, {})
+    assert asked == [] and blobs[1].high == 140
 
 
 def test_kenan_bollinger_doji_read_where_it_is() -> None:

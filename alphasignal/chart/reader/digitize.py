@@ -32,7 +32,7 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -246,14 +246,16 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
         return result
     body_thr, body_w, wick_w = body_threshold(ink, slots.centres, slots.spacing)
     sampled: dict[int, Any] = {}  # the candles measured on all ink to learn their colours, by slot
+    replaced: dict[int, RawCandle] = {}  # first readings of the bars read again (``_reread_strays``)
     measured, span = _on_candle_colours(ink, region, np.asarray(local_bg), slots, body_thr, body_w, sampled,
-                                        strength)
+                                        strength, replaced)
     if span != (0, slots.centres.size):  # slots at the ends with none of the candles' colours
         slots = replace(slots, centres=slots.centres[span[0] : span[1]])
         sampled = {i - span[0]: r for i, r in sampled.items() if span[0] <= i < span[1]}
     if measured is None:
+        replaced.clear()
         measured = _on_all_ink(ink, raw, region, np.asarray(local_bg), slots, body_thr, body_w, result.warnings,
-                               sampled, strength, faint)
+                               sampled, strength, faint, replaced)
     if measured is None:
         result.warnings.append("fewer than 2 candles could be measured")
         return result
@@ -280,7 +282,12 @@ def digitize_rgb(rgb: np.ndarray, scale: float = 1.0) -> Digitized:
     lows = np.array([r.low for r in raws])
     result.baseline_share = float(np.mean(np.abs(lows - lows.max()) <= 1))
     result.body_ratio = body_w / max(wick_w, 1.0)
-    result.continuity = _continuity(result.bars)
+    if replaced:  # the guard's continuity from the first readings (see ``_reread_strays``)
+        first = [replaced.get(i, r) for i, r in enumerate(raws)]
+        first_up, _ = assign_direction(first, np.asarray(local_bg))
+        result.continuity = _continuity([_to_bar(r, u, inset, scale, shift) for r, u in zip(first, first_up)])
+    else:
+        result.continuity = _continuity(result.bars)
     if body_w - wick_w < 1.5:
         result.warnings.append(
             f"bodies ({body_w:.0f} px) are hardly wider than wicks ({wick_w:.0f} px): open/close are approximate"
@@ -364,7 +371,7 @@ def _continuity(bars: list[PixelBar]) -> float:
 
 
 def _on_all_ink(ink, raw, region, background, slots, body_thr, body_w, warnings,  # type: ignore[no-untyped-def]
-                sampled=None, strength=None, faint=None):
+                sampled=None, strength=None, faint=None, replaced=None):
     """(candles, up flags, colour split) measured on all the panel's ink; None if fewer than 2.
 
     ``sampled`` holds candles already measured the same way, by slot: each candle's
@@ -394,15 +401,58 @@ def _on_all_ink(ink, raw, region, background, slots, body_thr, body_w, warnings,
             f"{len(faded)} bar(s) are blurred almost to the background's colour (bar {faded[0] + 1} first): "
             "they were read from faint pixels, their prices are approximate"
         )
-    raws = [r for r in raws if r is not None]
+    keep = [i for i, r in enumerate(raws) if r is not None]
+    raws = [raws[i] for i in keep]
     if len(raws) < _MIN_BARS:
         return None
+    centres = slots.centres[keep]
+    _reread_strays(raws, lambda idx: measure_many(ink, region, centres[idx], slots.spacing, body_thr, body_w,
+                                                  strength=strength, attach=True), replaced)
     up, split = assign_direction(raws, background)
     return raws, up, split
 
 
+STRAY_SHARE = 0.1  # more bars than this read far from both neighbours: a photo's blobs, not misreads
+
+
+def _reread_strays(raws: list[RawCandle], remeasure: Callable[[np.ndarray], list[Optional[RawCandle]]],
+                   replaced: Optional[dict[int, RawCandle]] = None) -> None:
+    """Read again, in place, the bars read far from both neighbours, taking their bodies on their
+    wicks (``measure_many(..., attach=True)``), and keep the new reading when it lies near a
+    neighbour; ``replaced`` gets the first readings of the bars read again, by index.
+
+    An overlay line lying flat across a candle's window (a Bollinger band at its peak)
+    can be the longest group of wide rows there, so the candle was read as a flat bar
+    on the band, far from the bars beside it. "Far" is a gap of more than the median
+    bar's range (3 px at least) to each neighbour. Left alone when more than
+    ``STRAY_SHARE`` of the bars are far from theirs: not a chart's exception then.
+
+    The guard judges continuity on the first readings: a reading chosen for being near
+    its neighbours is no evidence that bars follow each other (a photograph's blobs,
+    read again, could pass for candles).
+    """
+    n = len(raws)
+    if n < 3:
+        return
+    high = np.array([r.high for r in raws], dtype=float)
+    low = np.array([r.low for r in raws], dtype=float)
+    far = max(3.0, float(np.median(low - high)))
+
+    def alone(i: int, hi: float, lo: float) -> bool:
+        return all(max(hi - low[j], high[j] - lo) > far for j in (i - 1, i + 1) if 0 <= j < n)
+
+    strays = [i for i in range(n) if alone(i, high[i], low[i])]
+    if not strays or len(strays) > max(2, STRAY_SHARE * n):
+        return
+    for i, again in zip(strays, remeasure(np.array(strays))):
+        if again is not None and not alone(i, again.high, again.low):
+            if replaced is not None:
+                replaced[i] = raws[i]
+            raws[i] = again
+
+
 def _on_candle_colours(ink, region, background, slots, body_thr, body_w,  # type: ignore[no-untyped-def]
-                       sampled=None, strength=None):
+                       sampled=None, strength=None, replaced=None):
     """(measured, span): measure on the candles' own colours when overlays (moving averages, bands)
     add ink.
 
@@ -434,6 +484,9 @@ def _on_candle_colours(ink, region, background, slots, body_thr, body_w,  # type
     if len(kept) < _MIN_BARS or kept[-1] - kept[0] + 1 != len(kept):
         return None, (0, n)
     again = again[kept[0] : kept[-1] + 1]
+    centres = slots.centres[kept[0] : kept[-1] + 1]
+    _reread_strays(again, lambda idx: measure_many(own, region, centres[idx], slots.spacing, thr, width,
+                                                   occluded=ink & ~own, strength=strength, attach=True), replaced)
     up, split = assign_direction(again, background)
     return (again, up, split), (kept[0], kept[-1] + 1)
 

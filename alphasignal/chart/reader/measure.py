@@ -314,10 +314,13 @@ _ATTACH = 2  # rows between a body group and its wick's run for them to touch
 _WICK_RUN = 3  # rows: a wick column run this long says where the candle is
 
 
-def _body_groups(batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
+def _body_groups(batch: _Batch, attach: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(top, bottom) rows of each candle's body: the largest group of body rows (gaps of 2 bridged,
     and rows crossed by an overlay), or the middle inked row of the wick column (of the window)
-    when no row is wide enough. The group's ends are body rows."""
+    when no row is wide enough. The group's ends are body rows.
+
+    ``attach``: only groups that touch the wick column's longest run of ink are taken
+    when there are any (see ``measure_many``)."""
     if batch.hidden_rows is None:
         closed = _close(batch.body_rows, 2)
         first, last = _runs(closed)
@@ -327,14 +330,14 @@ def _body_groups(batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
         closed = closed & (first <= last)
     length = np.where(closed, last - first, -1)
     n = closed.shape[1]
-    # a body is attached to its wick: when the wick column has a run of ink of its own, rows apart
-    # from it (an overlay line lying across the window above or below the candle) are not the body
+    # a body is attached to its wick: rows apart from the wick column's run of ink (an overlay line
+    # lying across the window above or below the candle) are not the body
     w_first, w_last = _runs(_close(batch.column, 2))
     w_len = np.where(batch.column, w_last - w_first, -1)
     w_at = np.argmax(w_len, axis=0)
     w_top, w_bottom = w_first[w_at, np.arange(n)], w_last[w_at, np.arange(n)]
     attached = (last >= w_top[None, :] - _ATTACH) & (first <= w_bottom[None, :] + _ATTACH)
-    use = (w_bottom - w_top + 1 >= _WICK_RUN) & (attached & (length >= 0)).any(axis=0)
+    use = attach & (w_bottom - w_top + 1 >= _WICK_RUN) & (attached & (length >= 0)).any(axis=0)
     length = np.where(use[None, :] & ~attached, -1, length)
     y = np.argmax(length, axis=0)  # the first of the longest runs
     top, bottom = first[y, np.arange(n)], last[y, np.arange(n)]
@@ -436,11 +439,17 @@ def _grouped(rgb: np.ndarray, keys: Optional[np.ndarray], y: np.ndarray, c: np.n
 
 def measure_many(ink: np.ndarray, rgb: np.ndarray, centres: np.ndarray, spacing: float, body_thr: float,
                  body_w: float, keys: Optional[np.ndarray] = None,
-                 occluded: Optional[np.ndarray] = None, strength: Optional[np.ndarray] = None) -> list[Optional[Any]]:
+                 occluded: Optional[np.ndarray] = None, strength: Optional[np.ndarray] = None,
+                 attach: bool = False) -> list[Optional[Any]]:
     """A ``RawCandle`` per centre (None where its window holds no ink); see the module docstring.
 
     ``keys`` are ``colour_keys(rgb)`` when the caller already has them (else the
-    bins of the few pixels looked at are computed).
+    bins of the few pixels looked at are computed). ``attach`` takes a body only among
+    the groups of wide rows that touch the wick column's longest run of ink: a
+    second reading for a candle read far from both its neighbours (an overlay line
+    lying across its window taken for a flat candle). Not the first reading: brick
+    mortar and other photographs are full of such lines, and reading every window
+    that way made their blobs look like continuous candles to the guard.
     """
     from .candles import RawCandle
 
@@ -449,7 +458,7 @@ def measure_many(ink: np.ndarray, rgb: np.ndarray, centres: np.ndarray, spacing:
         return []
     batch = _Batch(ink, centres, spacing, body_thr, body_w, occluded, strength)
     has_ink = batch.row_ink.any(axis=0)
-    top, bottom = _body_groups(batch)
+    top, bottom = _body_groups(batch, attach)
     high, low = _walks(batch.column, top, bottom, batch.hidden)
     widths = _widths(batch.spans, top, bottom)
     edges, fills = _colours(batch, rgb, keys, top, bottom)
