@@ -47,11 +47,11 @@ def _two_seeds(colours: np.ndarray) -> np.ndarray:
     """
     c = colours.astype(int)
     keys = (c[:, 0] >> 3) * 1024 + (c[:, 1] >> 3) * 32 + (c[:, 2] >> 3)
-    bins, counts = np.unique(keys, return_counts=True)
-    order = bins[np.argsort(-counts, kind="stable")]
-    modes = [colours[keys == order[0]].mean(axis=0)]
-    for key in order[1:]:
-        other = colours[keys == key].mean(axis=0)
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    means = np.stack([np.bincount(inverse, weights=colours[:, i]) for i in range(3)], axis=1) / counts[:, None]
+    order = np.argsort(-counts, kind="stable")
+    modes = [means[order[0]]]
+    for other in means[order[1:]]:
         if all(np.abs(other - m).max() > _DISTINCT for m in modes):
             modes.append(other)
             if len(modes) == _MODES:

@@ -332,13 +332,14 @@ def _body_groups(batch: _Batch, attach: bool = False) -> tuple[np.ndarray, np.nd
     n = closed.shape[1]
     # a body is attached to its wick: rows apart from the wick column's run of ink (an overlay line
     # lying across the window above or below the candle) are not the body
-    w_first, w_last = _runs(_close(batch.column, 2))
-    w_len = np.where(batch.column, w_last - w_first, -1)
-    w_at = np.argmax(w_len, axis=0)
-    w_top, w_bottom = w_first[w_at, np.arange(n)], w_last[w_at, np.arange(n)]
-    attached = (last >= w_top[None, :] - _ATTACH) & (first <= w_bottom[None, :] + _ATTACH)
-    use = attach & (w_bottom - w_top + 1 >= _WICK_RUN) & (attached & (length >= 0)).any(axis=0)
-    length = np.where(use[None, :] & ~attached, -1, length)
+    if attach:
+        w_first, w_last = _runs(_close(batch.column, 2))
+        w_len = np.where(batch.column, w_last - w_first, -1)
+        w_at = np.argmax(w_len, axis=0)
+        w_top, w_bottom = w_first[w_at, np.arange(n)], w_last[w_at, np.arange(n)]
+        attached = (last >= w_top[None, :] - _ATTACH) & (first <= w_bottom[None, :] + _ATTACH)
+        use = (w_bottom - w_top + 1 >= _WICK_RUN) & (attached & (length >= 0)).any(axis=0)
+        length = np.where(use[None, :] & ~attached, -1, length)
     y = np.argmax(length, axis=0)  # the first of the longest runs
     top, bottom = first[y, np.arange(n)], last[y, np.arange(n)]
     src = np.where(batch.column.any(axis=0)[None, :], batch.column, batch.row_ink)
