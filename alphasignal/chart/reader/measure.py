@@ -9,7 +9,8 @@ The rules are those of ``candles.measure`` (which calls this with one centre):
   rows bridged) is the body, or the wick's middle row when there is none;
 * the **wick** is the inked column nearest the centre (within a quarter window)
   with the most ink; it is walked up and down from the body, tolerating gaps of
-  up to 2 pixels, to the high and the low;
+  up to 2 pixels, to the high and the low (plus the coverage of a tip blurred
+  under the ink threshold, when the pixels' strength is given);
 * the body's **edge** colour is the most common colour (5-bit bins) on its first
   and last inked columns, its **fill** that of the columns between them, the wick
   column left out (it may show through a hollow body).
