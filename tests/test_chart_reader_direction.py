@@ -110,7 +110,7 @@ def test_an_overlay_beside_a_body_does_not_outvote_its_fill() -> None:
     # six red down bodies was their edge colour, and fill and edge taken as one vector put them
     # with the navy up bodies
     window = _history("AAPL").iloc[952:1072]
-    assert _wrong_directions(window, "starsandstripes", (1000, 700), volume=True, mav=(10, 20)) <= 2
+    assert _wrong_directions(window, "starsandstripes", (1000, 700), volume=True, mav=(10, 20))[0] <= 2
 
 
 def test_a_hollow_body_with_no_inside_is_read_as_hollow() -> None:
@@ -169,18 +169,20 @@ def test_inside_of_a_hollow_body_is_read_between_its_edges() -> None:
     assert candle.edge.max() < 20
 
 
-def _wrong_directions(window, style: str, size: tuple[int, int], *, scale=None, **kw) -> int:  # type: ignore[no-untyped-def]
+def _wrong_directions(window, style: str, size: tuple[int, int], *, scale=None, **kw):  # type: ignore[no-untyped-def]
+    """(wrong up/down calls among bodies over 0.5 % of the range, the image, its reading)."""
     r = synth.render(window, style, width=size[0], height=size[1], **kw)
-    d = digitize(r.png if scale is None else synth.jpeg(r.png, 85, scale=scale))
+    image = r.png if scale is None else synth.jpeg(r.png, 85, scale=scale)
+    d = digitize(image)
     assert len(d.bars) == len(window)
     moved = (np.abs(window.close - window.open) / (window.high.max() - window.low.min()) > 0.005).to_numpy()
     truth = (window.close > window.open).to_numpy()
-    return int((np.array([b.up for b in d.bars])[moved] != truth[moved]).sum())
+    return int((np.array([b.up for b in d.bars])[moved] != truth[moved]).sum()), image, d
 
 
 def test_classic_small_hollow_bodies_directions(prices) -> None:  # type: ignore[no-untyped-def]
     # 120 bars at 640x480 with moving averages: 29 directions were wrong, now 2
-    assert _wrong_directions(prices.iloc[-120:], "classic", (640, 480), volume=False, mav=(10, 20)) <= 4
+    assert _wrong_directions(prices.iloc[-120:], "classic", (640, 480), volume=False, mav=(10, 20))[0] <= 4
 
 
 def _history(ticker: str):  # type: ignore[no-untyped-def]
@@ -192,11 +194,6 @@ def test_binancedark_bollinger_jpeg_resized_directions() -> None:
     # a development window: 24 directions were wrong (red and green one cluster) and the guard
     # refused the chart; now none
     window = _history("GOOG").iloc[1496:1556]
-    r = synth.render(window, "binancedark", volume=True, bollinger=True, width=800, height=600)
-    image = synth.jpeg(r.png, 85, scale=0.8)
-    d = digitize(image)
-    assert len(d.bars) == 60
-    moved = (np.abs(window.close - window.open) / (window.high.max() - window.low.min()) > 0.005).to_numpy()
-    truth = (window.close > window.open).to_numpy()
-    assert int((np.array([b.up for b in d.bars])[moved] != truth[moved]).sum()) <= 2
+    wrong, image, d = _wrong_directions(window, "binancedark", (800, 600), scale=0.8, volume=True, bollinger=True)
+    assert wrong <= 2
     assert guard_score(image, d) >= 0.5

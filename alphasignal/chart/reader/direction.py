@@ -3,14 +3,14 @@
 1. **Colour.** Of the most frequent clearly different inside colours of bodies tall
    enough to have an inside, the two that leave those colours nearest to them seed
    the two directions (hollow bodies show the background); short bodies join the
-   cluster with the nearer edge colour. When both
-   directions are filled, a candle whose inside is background was not seen whole (a
-   wick read as a thin body): its edge's hue, the direction away from the background,
-   decides. A few 2-means steps on (inside, edge) colour pairs then settle the
-   clusters; a candle's distance is its inside's plus its edge's (an overlay beside a
-   body can take over its edge), and a body too narrow to have an inside may match a
-   cluster by its edge colour alone (a hollow body two pixels wide is all edge). Which cluster is "up" is chosen so that closes lie nearest the next
-   opens (true of any bar series without large gaps).
+   cluster with the nearer edge colour. When both directions are filled, a candle
+   whose inside is background was not seen whole (a wick read as a thin body): its
+   edge's hue, the direction away from the background, decides. A few 2-means steps
+   on (inside, edge) colour pairs then settle the clusters; a candle's distance is its
+   inside's plus its edge's (an overlay beside a body can take over its edge), and a
+   body too narrow to have an inside may match a cluster by its edge colour alone (a
+   hollow body two pixels wide is all edge). Which cluster is "up" is chosen so that
+   closes lie nearest the next opens (true of any bar series without large gaps).
 2. **Unsure candles.** A candle whose colour is about as far from one cluster as from
    the other (JPEG bleeding on a thin body, a wick read as the body so that its
    inside is background) takes the direction that puts its open nearer the previous
@@ -23,6 +23,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
+
+from .measure import colour_keys
 
 if TYPE_CHECKING:
     from .candles import RawCandle
@@ -37,6 +39,11 @@ _FAR = 60.0  # colours further than this from both seeds count as this far
 _NARROW = 3.0  # a body narrower than this (px) may be all edge
 
 
+def _euclid(colours: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each colour (n x 3) to each centre (k x 3): n x k."""
+    return np.sqrt(((colours[:, None] - centres[None]) ** 2).sum(axis=2))
+
+
 def _two_seeds(colours: np.ndarray) -> np.ndarray:
     """The up and down fills: of the most frequent clearly different colours (5-bit bins), the two
     that leave the colours nearest to them.
@@ -45,9 +52,7 @@ def _two_seeds(colours: np.ndarray) -> np.ndarray:
     while a dark one stays in one, so a few bodies misread as background could
     otherwise outnumber one direction's bins and take its place.
     """
-    c = colours.astype(int)
-    keys = (c[:, 0] >> 3) * 1024 + (c[:, 1] >> 3) * 32 + (c[:, 2] >> 3)
-    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(colour_keys(colours), return_inverse=True, return_counts=True)
     means = np.stack([np.bincount(inverse, weights=colours[:, i]) for i in range(3)], axis=1) / counts[:, None]
     order = np.argsort(-counts, kind="stable")
     modes = [means[order[0]]]
@@ -59,9 +64,9 @@ def _two_seeds(colours: np.ndarray) -> np.ndarray:
     if len(modes) == 1:
         return np.array([modes[0], modes[0]])
     m = np.array(modes)
-    near = np.sqrt(((colours[:, None] - m[None]) ** 2).sum(axis=2))  # colours x modes
+    # a stray colour (a misread body) weighs no more than any other far one
+    near = np.minimum(_euclid(colours, m), _FAR)
     pairs = [(i, j) for i in range(len(modes)) for j in range(i + 1, len(modes))]
-    near = np.minimum(near, _FAR)  # a stray colour (a misread body) weighs no more than any far one
     cost = [np.minimum(near[:, i], near[:, j]).sum() for i, j in pairs]
     i, j = pairs[int(np.argmin(cost))]
     return np.array([m[i], m[j]])
@@ -138,11 +143,9 @@ def _refine(labels: np.ndarray, fills: np.ndarray, edges: np.ndarray, tall: np.n
             fill_means.append(fills[sel].mean(axis=0))
             edge_means.append(edges[sel].mean(axis=0))
         f, e = np.array(fill_means), np.array(edge_means)
-        d_fill = np.sqrt(((fills[:, None] - f[None]) ** 2).sum(axis=2))
-        as_edge = np.sqrt(((fills[:, None] - e[None]) ** 2).sum(axis=2))
-        d_fill = np.where(narrow[:, None], np.minimum(d_fill, as_edge), d_fill)
-        d_e = np.sqrt(((edges[:, None] - e[None]) ** 2).sum(axis=2))
-        d = d_fill + d_e
+        d_fill = _euclid(fills, f)
+        d_fill = np.where(narrow[:, None], np.minimum(d_fill, _euclid(fills, e)), d_fill)
+        d = d_fill + _euclid(edges, e)
         new = d.argmin(axis=1)
         dist = d
         if (new == labels).all():
